@@ -1,0 +1,46 @@
+# replay: `make run` serves the shipped cassettes, `make test` runs every test.
+# Each target installs what it needs into .venv first (Python >= 3.12, found by tools/find-python.sh).
+
+PYTHON ?= $(shell sh tools/find-python.sh)
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8080
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-unit test-e2e lint typecheck bench cassettes clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -n "$(PYTHON)" || { sh tools/find-python.sh >/dev/null; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	@$(BIN)/python -m replay.demo --port $(PORT)
+
+test: $(STAMP)
+	$(BIN)/ruff check replay addons tests bench
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not e2e"
+
+test-e2e: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m e2e
+
+lint: $(STAMP)
+	$(BIN)/ruff check replay addons tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_replay.py
+	$(BIN)/python bench/bench_throughput.py
+
+cassettes: $(STAMP)
+	$(BIN)/python tools/record_examples.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,206 @@
+"""The single source of truth for replay's options, and their validation.
+
+Owns OPTION_SPECS (name, mitmproxy typespec, default, help, choices), the Mode and MissPolicy
+enums, and `Settings.from_options`, which turns raw option values into checked settings.
+The addon registers its options from OPTION_SPECS, the README's table is checked against it.
+Imports nothing of replay but errors; knows nothing of mitmproxy.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from replay.errors import ConfigError
+
+
+class Mode(StrEnum):
+    """What the proxy does with a request it handles."""
+
+    REPLAY = "replay"
+    """Serve from the store; on a miss, follow `replay_miss`. Never contacts upstream
+    unless `replay_miss=forward`."""
+    RECORD = "record"
+    """Forward everything and store every answer, overwriting the same key."""
+    AUTO = "auto"
+    """Serve hits; forward and record misses."""
+    PASSTHROUGH = "passthrough"
+    """Forward everything, store nothing."""
+
+
+class MissPolicy(StrEnum):
+    """What replay mode does when nothing matches."""
+
+    SYNTHETIC = "synthetic"
+    ERROR = "error"
+    FORWARD = "forward"
+
+
+@dataclass(frozen=True, slots=True)
+class OptionSpec:
+    name: str
+    typespec: Any
+    """A type mitmproxy's `--set` can parse: str, bool, int or `str | None`."""
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None = None
+
+
+OPTION_SPECS: tuple[OptionSpec, ...] = (
+    OptionSpec(
+        "replay_mode", str, "replay",
+        "replay: serve from cassettes, never contact upstream unless replay_miss=forward. "
+        "record: forward and record everything (overwriting the same key). "
+        "auto: replay hits, forward and record misses. passthrough: forward, record nothing.",
+        tuple(m.value for m in Mode),
+    ),
+    OptionSpec(
+        "replay_miss", str, "synthetic",
+        "What replay mode does when nothing matches: synthetic (a made-up answer; until "
+        "synthetic responders land this answers like error), error (404 naming the "
+        "fingerprint), forward (send upstream, do not record).",
+        tuple(p.value for p in MissPolicy),
+    ),
+    OptionSpec("replay_dir", str, "cassettes", "The store root directory."),
+    OptionSpec(
+        "replay_cassette", str | None, None,
+        "Namespace inside the store (a plain name); a request header x-replay-cassette "
+        "overrides it per request.",
+    ),
+    OptionSpec(
+        "replay_speed", str, "1.0",
+        "Timing of replayed answers: 1 = as recorded, 2 = twice as fast, 0 = no delays.",
+    ),
+    OptionSpec("replay_rules", str | None, None, "Rules file (YAML or JSON)."),
+    OptionSpec(
+        "replay_ignore", str | None, None,
+        "Comma list of JSON body paths left out of the fingerprint, e.g. "
+        "user,metadata.trace_id,messages.*.name.",
+    ),
+    OptionSpec(
+        "replay_hosts", str | None, None,
+        "Comma list of host globs the addon handles, or * for everything. By default: the "
+        "known LLM provider hosts plus any host whose path is a known LLM API surface.",
+    ),
+    OptionSpec(
+        "replay_report", str | None, None,
+        "Path of a JSON Lines report, one line per handled request.",
+    ),
+    OptionSpec(
+        "replay_record_errors", bool, False,
+        "In auto mode, also store non-2xx answers (record mode always stores what came).",
+    ),
+    OptionSpec(
+        "replay_pacer_ports", int, 16,
+        "Loopback ports of the chunk server that paces replayed streams (each client "
+        "connection may hold 5 connections per port).",
+    ),
+)
+
+OPTION_NAMES = frozenset(spec.name for spec in OPTION_SPECS)
+
+_NAMESPACE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+_IGNORE_SEGMENT = re.compile(r"^(\*|[^.*\s]+)$")
+
+
+def check_namespace(name: str) -> str:
+    """`name` if it is a plain relative name, else ConfigError."""
+    if not _NAMESPACE.fullmatch(name) or name in {".", ".."} or len(name) > 128:
+        raise ConfigError(
+            f"invalid namespace {name!r}: use letters, digits, '_', '-' and '.' "
+            "(no '/', '\\' or '..')"
+        )
+    return name
+
+
+def _comma_list(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def parse_speed(value: str) -> float:
+    """`replay_speed` as a float >= 0, or ConfigError."""
+    try:
+        speed = float(value)
+    except ValueError:
+        raise ConfigError(f"replay_speed: {value!r} is not a number") from None
+    if math.isnan(speed) or math.isinf(speed) or speed < 0:
+        raise ConfigError(f"replay_speed: {value!r} must be a finite number >= 0")
+    return speed
+
+
+def parse_ignore(value: str | None) -> tuple[str, ...]:
+    """`replay_ignore` as a tuple of dotted paths, each segment a key, an index or `*`."""
+    paths = _comma_list(value)
+    for path in paths:
+        if not all(_IGNORE_SEGMENT.fullmatch(seg) for seg in path.split(".")):
+            raise ConfigError(
+                f"replay_ignore: {path!r} is not a dotted path (segments are keys, "
+                "array indexes or *)"
+            )
+    return paths
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Checked option values. Build it with `from_options`."""
+
+    mode: Mode = Mode.REPLAY
+    miss: MissPolicy = MissPolicy.SYNTHETIC
+    dir: str = "cassettes"
+    cassette: str | None = None
+    speed: float = 1.0
+    rules: str | None = None
+    ignore: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = ()
+    """Empty means the default set of LLM hosts and paths."""
+    report: str | None = None
+    record_errors: bool = False
+    pacer_ports: int = 16
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> Settings:
+        """Validate raw option values (missing ones take their defaults)."""
+        values = {spec.name: options.get(spec.name, spec.default) for spec in OPTION_SPECS}
+        mode = values["replay_mode"]
+        if mode not in Mode.__members__.values():
+            raise ConfigError(
+                f"replay_mode: {mode!r} is not one of {', '.join(m.value for m in Mode)}"
+            )
+        miss = values["replay_miss"]
+        if miss not in MissPolicy.__members__.values():
+            raise ConfigError(
+                f"replay_miss: {miss!r} is not one of {', '.join(p.value for p in MissPolicy)}"
+            )
+        if not values["replay_dir"]:
+            raise ConfigError("replay_dir: must not be empty")
+        cassette = values["replay_cassette"] or None
+        if cassette is not None:
+            try:
+                check_namespace(cassette)
+            except ConfigError as e:
+                raise ConfigError(f"replay_cassette: {e}") from None
+        if values["replay_rules"]:
+            # TODO(#3): rules files arrive with the synthetic-answers issue.
+            raise ConfigError("replay_rules: rules files are not supported by this release yet")
+        ports = values["replay_pacer_ports"]
+        if not isinstance(ports, int) or not 1 <= ports <= 256:
+            raise ConfigError(f"replay_pacer_ports: {ports!r} must be between 1 and 256")
+        return cls(
+            mode=Mode(mode),
+            miss=MissPolicy(miss),
+            dir=values["replay_dir"],
+            cassette=cassette,
+            speed=parse_speed(str(values["replay_speed"])),
+            rules=None,
+            ignore=parse_ignore(values["replay_ignore"]),
+            hosts=_comma_list(values["replay_hosts"]),
+            report=values["replay_report"] or None,
+            record_errors=bool(values["replay_record_errors"]),
+            pacer_ports=ports,
+        )
