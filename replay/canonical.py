@@ -1,0 +1,402 @@
+"""The canonical form of request bodies: content decoding, JSON, numbers, multipart.
+
+Owns: undoing `content-encoding`, deciding whether bytes are JSON, the canonical JSON text
+(sorted keys, no whitespace, numbers by value), removing ignore paths, splitting multipart
+bodies into their parts, and the tagged "body material" (empty / json / multipart / text /
+sha256) that the fingerprint hashes. The grammar is written down in docs/matching.md.
+
+Does not own: secrets (redact.py scrubs before anything here sees a body), the fingerprint's
+layout or hashing (fingerprint.py), or anything about the store. Pure functions only.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from decimal import Decimal
+from email.message import Message
+from email.utils import collapse_rfc2231_value
+
+from replay.models import Request, without_headers
+
+MAX_JSON_DEPTH = 256
+"""JSON nested deeper than this is not treated as JSON (it is keyed as text)."""
+
+_JSON_WS = " \t\r\n"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_FRAMING_HEADERS = frozenset({"content-encoding", "content-length"})
+
+
+# -- content decoding ----------------------------------------------------------------------
+
+
+def decode_content(body: bytes, content_encoding: str | None) -> bytes:
+    """Undo `content-encoding` (a comma list, applied in order, so undone in reverse).
+
+    Knows gzip/x-gzip, deflate (zlib-wrapped or raw), br, zstd and identity. An empty body
+    stays empty. Raises ValueError naming the coding on undecodable data or an unknown coding.
+    """
+    if not content_encoding or not body:
+        return body
+    codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
+    for coding in reversed(codings):
+        body = _decode_one(body, coding)
+    return body
+
+
+def _decode_one(body: bytes, coding: str) -> bytes:
+    decoder = _DECODERS.get(coding)
+    if decoder is None:
+        raise ValueError(f"unknown content-encoding {coding!r}")
+    try:
+        return decoder(body)
+    except Exception as e:  # each codec has its own error type (OSError, zlib.error, ...)
+        raise ValueError(f"cannot decode {coding!r} content: {e}") from e
+
+
+def _inflate(body: bytes) -> bytes:
+    try:
+        return zlib.decompress(body)
+    except zlib.error:
+        # Some clients send raw deflate (RFC 1951) without the zlib wrapper.
+        return zlib.decompress(body, -zlib.MAX_WBITS)
+
+
+def _unzstd(body: bytes) -> bytes:
+    import zstandard
+
+    out: list[bytes] = []
+    rest = body
+    while rest:  # one decompressobj per frame; frames may lack a content size
+        dobj = zstandard.ZstdDecompressor().decompressobj()
+        out.append(bytes(dobj.decompress(rest)))
+        if not dobj.eof:
+            raise ValueError("truncated frame")
+        rest = bytes(dobj.unused_data)
+    return b"".join(out)
+
+
+def _unbrotli(body: bytes) -> bytes:
+    import brotli  # lazily: only brotli-encoded requests pay for the import
+
+    return bytes(brotli.decompress(body))
+
+
+_DECODERS: dict[str, Callable[[bytes], bytes]] = {
+    "identity": bytes,
+    "gzip": gzip.decompress,
+    "x-gzip": gzip.decompress,
+    "deflate": _inflate,
+    "br": _unbrotli,
+    "zstd": _unzstd,
+}
+
+
+def decoded_request(request: Request) -> Request:
+    """`request` with its body content-decoded and the framing headers dropped.
+
+    When the body has no `content-encoding`, or cannot be decoded, the request is returned
+    unchanged (an undecodable body is kept, and keyed, as the bytes that were sent).
+    """
+    encoding = header_values(request, "content-encoding")
+    if encoding is None:
+        return request
+    try:
+        body = decode_content(request.body, encoding)
+    except ValueError:
+        return request
+    return replace(request, body=body, headers=without_headers(request.headers, _FRAMING_HEADERS))
+
+
+def header_values(request: Request, name: str) -> str | None:
+    """Every value of header `name` joined with ", " (HTTP's list rule), or None."""
+    lname = name.lower()
+    values = [v for k, v in request.headers if k.lower() == lname]
+    return ", ".join(values) if values else None
+
+
+# -- JSON ----------------------------------------------------------------------------------
+
+
+def parse_json(data: bytes) -> object | None:
+    """The parsed value if `data` is UTF-8 JSON whose top level is an object or array.
+
+    Numbers become `decimal.Decimal` (so 1, 1.0 and 1e0 are equal). Duplicate keys: the
+    last one wins. None for anything else: invalid UTF-8, a leading byte-order mark, other
+    top-level values, NaN/Infinity, exponents beyond Decimal's range, nesting deeper than
+    MAX_JSON_DEPTH.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if text.lstrip(_JSON_WS)[:1] not in ("{", "["):
+        return None
+    try:
+        value: object = json.loads(
+            text, parse_float=Decimal, parse_int=Decimal, parse_constant=_reject_constant
+        )
+    except (ValueError, ArithmeticError, RecursionError):
+        return None
+    return value if _depth_ok(value) else None
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _depth_ok(value: object) -> bool:
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return False
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return True
+
+
+def canonical_json(value: object) -> str:
+    """The canonical JSON text of `value` (docs/matching.md, "Canonical JSON").
+
+    Objects with keys sorted by code point, no whitespace, strings as UTF-8 escaping only
+    what JSON requires, numbers by value (`canonical_number`). Accepts dict (str keys),
+    list, tuple, str, bool, None, Decimal, int and finite float; TypeError otherwise.
+    """
+    out: list[str] = []
+    _encode(value, out)
+    return "".join(out)
+
+
+def _encode(value: object, out: list[str]) -> None:
+    if value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, str):
+        out.append(_string(value))
+    elif isinstance(value, Decimal | int | float):
+        out.append(canonical_number(value))
+    elif isinstance(value, dict):
+        _encode_object(value, out)
+    elif isinstance(value, list | tuple):
+        out.append("[")
+        for i, item in enumerate(value):
+            if i:
+                out.append(",")
+            _encode(item, out)
+        out.append("]")
+    else:
+        raise TypeError(f"canonical_json cannot encode {type(value).__name__}")
+
+
+def _encode_object(value: dict[object, object], out: list[str]) -> None:
+    keys = [k for k in value if isinstance(k, str)]
+    if len(keys) != len(value):
+        raise TypeError("canonical_json: object keys must be strings")
+    out.append("{")
+    for i, key in enumerate(sorted(keys)):  # str order is code point order
+        if i:
+            out.append(",")
+        out.append(_string(key))
+        out.append(":")
+        _encode(value[key], out)
+    out.append("}")
+
+
+def _string(text: str) -> str:
+    dumped = json.dumps(text, ensure_ascii=False)
+    if _SURROGATE.search(dumped):  # lone surrogates (from "\ud800" escapes) can't be UTF-8
+        dumped = _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", dumped)
+    return dumped
+
+
+def canonical_number(number: Decimal | int | float) -> str:
+    """A number by value: `0`, or `-?` mantissa digits without trailing zeros, then `e<exp>`
+    when the exponent is not zero. 1.5 -> 15e-1, 100 -> 1e2, 1 -> 1, -0.25 -> -25e-2.
+
+    Exact at any size and precision (no Decimal context is involved).
+    """
+    if isinstance(number, float):
+        number = Decimal(repr(number))  # the shortest repr round-trips the float
+    elif isinstance(number, int):
+        number = Decimal(number)
+    if not number.is_finite():
+        raise ValueError(f"canonical_json: {number} is not a JSON number")
+    sign, digit_tuple, exponent = number.as_tuple()
+    assert isinstance(exponent, int)  # finite, checked above
+    digits = "".join(map(str, digit_tuple)).lstrip("0")
+    if not digits:
+        return "0"
+    stripped = digits.rstrip("0")
+    exponent += len(digits) - len(stripped)
+    mantissa = ("-" if sign else "") + stripped
+    return f"{mantissa}e{exponent}" if exponent else mantissa
+
+
+# -- ignore paths --------------------------------------------------------------------------
+
+
+def remove_paths(value: object, paths: tuple[str, ...]) -> object:
+    """`value` without the parts named by `paths` (dotted; see docs/matching.md).
+
+    A segment is an object key, a decimal index on an array (a key on an object), or `*`
+    (every key or element). All paths are matched against the original value, so their
+    order never matters. A path that names nothing is a no-op. `value` is not modified;
+    untouched subtrees are shared with the result.
+    """
+    if not paths:
+        return value
+    return _without(value, [tuple(p.split(".")) for p in paths])
+
+
+def _without(value: object, paths: list[tuple[str, ...]]) -> object:
+    if isinstance(value, dict):
+        kept_items: dict[object, object] = {}
+        for key, item in value.items():
+            sub = _subpaths(paths, str(key))
+            if sub is None:
+                continue
+            kept_items[key] = _without(item, sub) if sub else item
+        return kept_items
+    if isinstance(value, list):
+        kept: list[object] = []
+        for index, item in enumerate(value):
+            sub = _subpaths(paths, str(index))
+            if sub is not None:
+                kept.append(_without(item, sub) if sub else item)
+        return kept
+    return value
+
+
+def _subpaths(paths: list[tuple[str, ...]], segment: str) -> list[tuple[str, ...]] | None:
+    """The rests of the paths that enter `segment`; None when one of them ends there."""
+    rests: list[tuple[str, ...]] = []
+    for head, *rest in paths:
+        if head in ("*", segment):
+            if not rest:
+                return None
+            rests.append(tuple(rest))
+    return rests
+
+
+# -- body material -------------------------------------------------------------------------
+
+
+def body_material(
+    data: bytes, content_type: str | None = None, ignore: tuple[str, ...] = ()
+) -> dict[str, object]:
+    """The tagged canonical form of a (decoded, scrubbed) body, first rule that applies:
+
+    `{"empty": true}`; `{"json": value}` with `ignore` paths removed; `{"multipart": parts}`
+    when `content_type` is multipart/* and the body parses; `{"text": str}` for UTF-8;
+    else `{"sha256": hex}`.
+    """
+    if not data:
+        return {"empty": True}
+    value = parse_json(data)
+    if value is not None:
+        return {"json": remove_paths(value, ignore)}
+    if content_type is not None:
+        parts = multipart_parts(data, content_type)
+        if parts is not None:
+            return {"multipart": parts}
+    try:
+        return {"text": data.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"sha256": hashlib.sha256(data).hexdigest()}
+
+
+# -- multipart -----------------------------------------------------------------------------
+
+
+def multipart_parts(body: bytes, content_type: str) -> list[dict[str, object]] | None:
+    """The parts of a multipart/* body, in order, without the boundary.
+
+    Each part is {"name", "filename", "content_type", "body"}: the first two from its
+    Content-Disposition (None when absent), the third its Content-Type value (None when
+    absent), "body" its `body_material` (never multipart again, never with ignore paths).
+    None when `content_type` is not multipart with a boundary or the body does not parse.
+    """
+    header = Message()
+    header["content-type"] = content_type
+    boundary = header.get_boundary()
+    if header.get_content_maintype() != "multipart" or not boundary:
+        return None
+    raw_parts = _split_parts(body, boundary.encode("utf-8", "replace"))
+    if raw_parts is None:
+        return None
+    parts: list[dict[str, object]] = []
+    for raw in raw_parts:
+        part = _parse_part(raw)
+        if part is None:
+            return None
+        parts.append(part)
+    return parts
+
+
+def _split_parts(body: bytes, boundary: bytes) -> list[bytes] | None:
+    """The raw parts between `--boundary` lines; None unless the close delimiter is found."""
+    delimiter = b"\r\n--" + boundary  # every delimiter but a leading first one has the CRLF
+    if body.startswith(delimiter[2:]):
+        pos = len(delimiter) - 2
+    else:
+        first = body.find(delimiter)  # whatever precedes it is the preamble
+        if first < 0:
+            return None
+        pos = first + len(delimiter)
+    parts: list[bytes] = []
+    while body[pos : pos + 2] != b"--":  # "--" right after a delimiter closes the body
+        line_end = body.find(b"\r\n", pos)
+        if line_end < 0 or body[pos:line_end].strip(b" \t"):
+            return None
+        end = body.find(delimiter, line_end + 2)
+        if end < 0:
+            return None
+        parts.append(body[line_end + 2 : end])
+        pos = end + len(delimiter)
+    return parts
+
+
+def _parse_part(raw: bytes) -> dict[str, object] | None:
+    if raw.startswith(b"\r\n"):
+        head, data = b"", raw[2:]
+    else:
+        head, sep, data = raw.partition(b"\r\n\r\n")
+        if not sep:
+            return None
+    headers = Message()
+    for header, value in _header_lines(head.decode("utf-8", "replace")):
+        headers[header] = value
+    name = headers.get_param("name", header="content-disposition")
+    filename = headers.get_filename()
+    content_type = headers.get("content-type")
+    return {
+        "name": collapse_rfc2231_value(name) if name is not None else None,
+        "filename": filename,
+        "content_type": str(content_type).strip() if content_type is not None else None,
+        "body": body_material(data),
+    }
+
+
+def _header_lines(head: str) -> Iterator[tuple[str, str]]:
+    """(name, value) pairs of a part's header block, folded lines unfolded."""
+    lines: list[str] = []
+    for line in head.split("\r\n"):
+        if line[:1] in (" ", "\t") and lines:
+            lines[-1] += " " + line.strip()
+        elif line:
+            lines.append(line)
+    for line in lines:
+        name, sep, value = line.partition(":")
+        if sep:
+            yield name.strip(), value.strip()

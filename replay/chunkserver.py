@@ -1,0 +1,206 @@
+"""The loopback chunk server: sends a playback's chunks, each at its own time.
+
+mitmproxy sends a response made by an addon in one piece, so a timed stream has to come
+from a peer. The addon registers a playback here, points the flow at one of our ports on
+127.0.0.1 with a job header, and lets mitmproxy relay what we send. We write the recorded
+status line and headers raw (order and case kept), then each chunk at
+`t_request + ttfb + offset` on an absolute schedule (delays never pile up), flushing each one:
+one HTTP/1.1 chunk per recorded chunk under chunked framing (mitmproxy's h11 reader never
+merges chunks, so boundaries survive even at speed 0), raw bytes under content-length.
+
+Several ports are opened because mitmproxy allows 5 connections per (client connection,
+server address): an HTTP/2 client multiplexing many replayed streams is spread over them.
+A client that leaves closes mitmproxy's connection to us, which ends that stream only.
+
+Runs in mitmproxy's event loop but imports nothing of mitmproxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import secrets
+from dataclasses import dataclass
+
+from replay.player import Framing, Playback
+
+logger = logging.getLogger(__name__)
+
+JOB_HEADER = "x-replay-job"
+_MAX_HEAD = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    playback: Playback
+    t_request: float
+    """Loop time at which the request was complete; the schedule is anchored here."""
+
+
+class ChunkServer:
+    """A pool of loopback HTTP/1.1 listeners that play registered jobs."""
+
+    def __init__(self, ports: int = 16) -> None:
+        self._wanted = ports
+        self._servers: list[asyncio.Server] = []
+        self._ports: list[int] = []
+        self._jobs: dict[str, _Job] = {}
+        self._rotation = itertools.count()
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return tuple(self._ports)
+
+    async def start(self) -> None:
+        """Open the listeners (once; later calls return at once)."""
+        if self._servers:
+            return
+        async with self._lock:
+            if self._servers:
+                return
+            for _ in range(self._wanted):
+                server = await asyncio.start_server(
+                    self._serve, "127.0.0.1", 0, limit=_MAX_HEAD, backlog=128
+                )
+                self._servers.append(server)
+                self._ports.append(server.sockets[0].getsockname()[1])
+            logger.debug("chunk server listening on 127.0.0.1 ports %s", self._ports)
+
+    def close(self) -> None:
+        """Stop listening and end every stream in flight."""
+        for server in self._servers:
+            server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        self._servers.clear()
+        self._ports.clear()
+        self._jobs.clear()
+
+    def register(self, playback: Playback, t_request: float) -> str:
+        """Queue `playback`; returns the job id the request must carry in JOB_HEADER."""
+        job_id = secrets.token_hex(12)
+        self._jobs[job_id] = _Job(playback, t_request)
+        return job_id
+
+    def cancel(self, job_id: str) -> None:
+        """Forget a job whose request never reached us."""
+        self._jobs.pop(job_id, None)
+
+    def port_for(self, affinity: str | None) -> int:
+        """A port: stable for an affinity key (HTTP/1 keep-alive reuse), else rotating."""
+        if not self._ports:
+            raise RuntimeError("chunk server not started")
+        if affinity is not None:
+            return self._ports[hash(affinity) % len(self._ports)]
+        return self._ports[next(self._rotation) % len(self._ports)]
+
+    @property
+    def pending(self) -> int:
+        return len(self._jobs)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            while True:
+                head = await _read_request(reader)
+                if head is None:
+                    return
+                job = self._jobs.pop(head.get(JOB_HEADER, ""), None)
+                if job is None:
+                    writer.write(_UNKNOWN_JOB)
+                    await writer.drain()
+                    continue
+                if not await _play(job, writer):
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass  # the client went away: this stream ends, nothing else does
+        except ValueError as e:
+            logger.warning("chunk server: bad request from mitmproxy: %s", e)
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+
+_UNKNOWN_JOB_BODY = b"replay: unknown or expired replay job\n"
+_UNKNOWN_JOB = (
+    b"HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain\r\n"
+    b"content-length: %d\r\n\r\n%s" % (len(_UNKNOWN_JOB_BODY), _UNKNOWN_JOB_BODY)
+)
+
+
+async def _read_request(reader: asyncio.StreamReader) -> dict[str, str] | None:
+    """Read one request head and drain its body; lower-cased headers, or None at EOF."""
+    try:
+        raw = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as e:
+        if not e.partial:
+            return None
+        raise
+    lines = raw.decode("latin-1").split("\r\n")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        if line:
+            name, sep, value = line.partition(":")
+            if not sep:
+                raise ValueError(f"malformed header line {line!r}")
+            headers[name.strip().lower()] = value.strip()
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        await _drain_chunked(reader)
+    elif (length := int(headers.get("content-length", "0") or 0)) > 0:
+        await reader.readexactly(length)
+    return headers
+
+
+async def _drain_chunked(reader: asyncio.StreamReader) -> None:
+    while True:
+        size_line = await reader.readuntil(b"\r\n")
+        size = int(size_line.split(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            while await reader.readuntil(b"\r\n") != b"\r\n":
+                pass  # trailers
+            return
+        await reader.readexactly(size + 2)
+
+
+def _head(playback: Playback) -> bytes:
+    lines = [f"HTTP/1.1 {playback.status} {playback.reason or 'OK'}"]
+    lines += [f"{name}: {value}" for name, value in playback.headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+
+
+async def _sleep_until(loop: asyncio.AbstractEventLoop, when: float) -> None:
+    delay = when - loop.time()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+async def _play(job: _Job, writer: asyncio.StreamWriter) -> bool:
+    """Send one playback on its schedule; False if the connection must close after it."""
+    loop = asyncio.get_running_loop()
+    playback = job.playback
+    t_headers = job.t_request + playback.ttfb
+    await _sleep_until(loop, t_headers)
+    writer.write(_head(playback))
+    await writer.drain()
+    chunked = playback.framing is Framing.CHUNKED
+    for chunk in playback.chunks:
+        await _sleep_until(loop, t_headers + chunk.offset)
+        if chunked:
+            writer.write(b"%x\r\n%s\r\n" % (len(chunk.data), chunk.data))
+        else:
+            writer.write(chunk.data)
+        await writer.drain()
+    if chunked:
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+    connection = next((v for k, v in playback.headers if k.lower() == "connection"), "")
+    return "close" not in connection.lower()

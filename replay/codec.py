@@ -1,0 +1,370 @@
+"""The on-disk format of one interaction: versioned JSON in a zstd frame.
+
+Owns the document shape (`to_document` / `from_document`), its versioning and its
+compression (`encode` / `decode`), and the rounding of times to the microsecond. Does not
+know where files live (that is `store.py`), how fingerprints are computed, or what a secret
+is: `encode` only accepts a `RedactedInteraction`, which `redact.py` alone builds.
+
+The format is described field by field in docs/format.md. A file reads by hand with
+`zstd -dc FILE | jq .`: the JSON keeps text as text (request bodies and response chunks
+that are valid UTF-8) and falls back to base64 only for bytes that are not.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from dataclasses import replace
+from typing import Any
+
+import zstandard
+
+from replay.errors import CorruptEntry, FormatVersionError
+from replay.models import (
+    Chunk,
+    Interaction,
+    Key,
+    Provenance,
+    RedactedInteraction,
+    Request,
+    ResponseHead,
+)
+
+FORMAT_NAME = "llm-replay"
+FORMAT_VERSION = 1
+SUPPORTED_VERSIONS = frozenset({1})
+
+COMPRESSION_LEVEL = 9
+"""zstd level for new files; chosen by measurement, see docs/format.md ("Compression")."""
+
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+Document = dict[str, Any]
+"""A decoded JSON document (the top-level object of a file)."""
+
+
+# --- Interaction -> document -------------------------------------------------------------
+
+
+def to_ms(seconds: float) -> float:
+    """Seconds as milliseconds rounded to the microsecond (3 decimals), as files store them."""
+    return round(seconds * 1000.0, 3)
+
+
+def from_ms(ms: float) -> float:
+    """Milliseconds from a file back to seconds; `to_ms(from_ms(x)) == x` for stored values."""
+    return ms / 1000.0
+
+
+def normalize(interaction: Interaction) -> Interaction:
+    """The interaction exactly as it reads back from a file: times rounded to the microsecond.
+
+    `decode(encode(ri)) == normalize(ri.interaction)`, and `normalize` is idempotent.
+    """
+    chunks = tuple(Chunk(from_ms(to_ms(c.offset)), c.data) for c in interaction.chunks)
+    return replace(interaction, ttfb=from_ms(to_ms(interaction.ttfb)), chunks=chunks)
+
+
+def _body(data: bytes) -> dict[str, str]:
+    try:
+        return {"text": data.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(data).decode("ascii")}
+
+
+def _pairs(pairs: tuple[tuple[str, str], ...]) -> list[list[str]]:
+    return [[k, v] for k, v in pairs]
+
+
+def _chunk(chunk: Chunk) -> dict[str, Any]:
+    return {"offset_ms": to_ms(chunk.offset), **_body(chunk.data)}
+
+
+def to_document(interaction: Interaction) -> Document:
+    """The JSON-ready document of an interaction (the content of a file, uncompressed)."""
+    i = interaction
+    req, resp, prov = i.request, i.response, i.provenance
+    return {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "key": {
+            "namespace": i.key.namespace,
+            "fingerprint": i.key.fingerprint,
+            "occurrence": i.key.occurrence,
+        },
+        "fingerprint": {"version": i.fingerprint_version, "ignore": list(i.ignore)},
+        "provenance": {
+            "recorded_at": prov.recorded_at,
+            "provider": prov.provider,
+            "model": prov.model,
+            "user_agent": prov.user_agent,
+            "upstream_status": prov.upstream_status,
+            "tool_version": prov.tool_version,
+        },
+        "request": {
+            "method": req.method,
+            "url": req.url,
+            "scheme": req.scheme,
+            "host": req.host,
+            "port": req.port,
+            "path": req.path,
+            "query": _pairs(req.query),
+            "headers": _pairs(req.headers),
+            "body": _body(req.body),
+        },
+        "response": {
+            "status": resp.status,
+            "reason": resp.reason,
+            "http_version": resp.http_version,
+            "headers": _pairs(resp.headers),
+            "ttfb_ms": to_ms(i.ttfb),
+            "complete": i.complete,
+            "chunks": [_chunk(c) for c in i.chunks],
+        },
+    }
+
+
+def dumps(document: Document) -> bytes:
+    """A document as compact UTF-8 JSON (non-ASCII kept readable when it can be)."""
+    try:
+        text = json.dumps(document, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate (a header decoded with surrogateescape, say) has no UTF-8 form;
+        # \u escapes keep the file valid UTF-8 JSON and round-trip to the same string.
+        text = json.dumps(document, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+        return text.encode("ascii")
+
+
+def encode(ri: RedactedInteraction, level: int = COMPRESSION_LEVEL) -> bytes:
+    """The bytes of a file holding `ri`: one zstd frame (with checksum) of UTF-8 JSON.
+
+    Raises ValueError for values JSON cannot hold (a NaN time, say).
+    """
+    if not isinstance(ri, RedactedInteraction):
+        raise TypeError(f"encode() takes a RedactedInteraction, not {type(ri).__name__}")
+    compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
+    return compressor.compress(dumps(to_document(ri.interaction)))
+
+
+# --- bytes -> document -> Interaction ----------------------------------------------------
+
+
+class _Invalid(Exception):
+    """A document field is missing or has the wrong type; the message names the field."""
+
+
+def decompress(data: bytes, path: str = "<bytes>") -> bytes:
+    """The content of a zstd file (one frame or several back to back), or CorruptEntry."""
+    if data[:4] != _ZSTD_MAGIC:
+        raise CorruptEntry(path, "not a zstd frame")
+    try:
+        dict_id = zstandard.get_frame_parameters(data).dict_id
+    except zstandard.ZstdError as exc:
+        raise CorruptEntry(path, f"bad zstd frame header: {exc}") from None
+    if dict_id:
+        # TODO(replay compact): look the dictionary up beside the file (docs/format.md).
+        raise CorruptEntry(path, f"compressed with zstd dictionary {dict_id}, none loaded")
+    out: list[bytes] = []
+    rest = data
+    try:
+        while rest:
+            if rest[:4] != _ZSTD_MAGIC:
+                raise CorruptEntry(path, f"not a zstd frame at byte {len(data) - len(rest)}")
+            d = zstandard.ZstdDecompressor().decompressobj()
+            out.append(d.decompress(rest))
+            if not d.eof:
+                raise CorruptEntry(path, "truncated zstd frame")
+            rest = d.unused_data
+    except zstandard.ZstdError as exc:
+        raise CorruptEntry(path, f"zstd: {exc}") from None
+    return b"".join(out)
+
+
+def decode(data: bytes, path: str = "<bytes>") -> Interaction:
+    """The interaction in a file's bytes.
+
+    Raises CorruptEntry(path, reason) when the bytes are not zstd, not UTF-8 JSON, or not a
+    valid document, and FormatVersionError for an llm-replay document of an unknown version.
+    """
+    raw = decompress(data, path)
+    try:
+        document = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError as exc:
+        raise CorruptEntry(path, f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+    except (ValueError, RecursionError) as exc:
+        raise CorruptEntry(path, f"not JSON: {exc}") from None
+    return from_document(document, path)
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not allowed")
+
+
+def from_document(document: object, path: str = "<document>") -> Interaction:
+    """The interaction a decoded document describes; CorruptEntry / FormatVersionError."""
+    try:
+        doc = _obj(document, "document")
+        if doc.get("format") != FORMAT_NAME:
+            raise _Invalid(f'"format" is {doc.get("format")!r}, not {FORMAT_NAME!r}')
+        version = _int(doc, "version", "")
+        if version not in SUPPORTED_VERSIONS:
+            raise FormatVersionError(
+                path,
+                f"format version {version} is not supported by this release "
+                f"(it reads {', '.join(map(str, sorted(SUPPORTED_VERSIONS)))})",
+            )
+        return _interaction_v1(doc)
+    except _Invalid as exc:
+        raise CorruptEntry(path, str(exc)) from None
+
+
+def _interaction_v1(doc: dict[str, Any]) -> Interaction:
+    key = _obj(_get(doc, "key", ""), "key")
+    fp = _obj(_get(doc, "fingerprint", ""), "fingerprint")
+    prov = _obj(_get(doc, "provenance", ""), "provenance")
+    req = _obj(_get(doc, "request", ""), "request")
+    resp = _obj(_get(doc, "response", ""), "response")
+    ignore = _list(_get(fp, "ignore", "fingerprint."), "fingerprint.ignore")
+    return Interaction(
+        key=Key(
+            namespace=_str(key, "namespace", "key."),
+            fingerprint=_str(key, "fingerprint", "key."),
+            occurrence=_int(key, "occurrence", "key."),
+        ),
+        fingerprint_version=_int(fp, "version", "fingerprint."),
+        ignore=tuple(_as_str(v, f"fingerprint.ignore[{n}]") for n, v in enumerate(ignore)),
+        request=Request(
+            method=_str(req, "method", "request."),
+            scheme=_str(req, "scheme", "request."),
+            host=_str(req, "host", "request."),
+            port=_int(req, "port", "request."),
+            path=_str(req, "path", "request."),
+            query=_pairs_of(req, "query", "request."),
+            headers=_pairs_of(req, "headers", "request."),
+            body=_bytes(_get(req, "body", "request."), "request.body"),
+        ),
+        response=ResponseHead(
+            status=_int(resp, "status", "response."),
+            reason=_str(resp, "reason", "response."),
+            http_version=_str(resp, "http_version", "response."),
+            headers=_pairs_of(resp, "headers", "response."),
+        ),
+        ttfb=from_ms(_num(resp, "ttfb_ms", "response.")),
+        chunks=_chunks(_list(_get(resp, "chunks", "response."), "response.chunks")),
+        complete=_bool(resp, "complete", "response."),
+        provenance=Provenance(
+            recorded_at=_str(prov, "recorded_at", "provenance."),
+            provider=_str(prov, "provider", "provenance."),
+            model=_opt_str(prov, "model", "provenance."),
+            user_agent=_opt_str(prov, "user_agent", "provenance."),
+            upstream_status=_int(prov, "upstream_status", "provenance."),
+            tool_version=_str(prov, "tool_version", "provenance."),
+        ),
+    )
+
+
+def _chunks(items: list[Any]) -> tuple[Chunk, ...]:
+    chunks = []
+    for n, item in enumerate(items):
+        where = f"response.chunks[{n}]"
+        obj = _obj(item, where)
+        chunks.append(Chunk(from_ms(_num(obj, "offset_ms", where + ".")), _bytes(obj, where)))
+    return tuple(chunks)
+
+
+# --- field readers: each names the field it rejects ---------------------------------------
+
+
+def _type_name(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _obj(value: object, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _Invalid(f"{where}: expected an object, got {_type_name(value)}")
+    return value
+
+
+def _list(value: object, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise _Invalid(f"{where}: expected a list, got {_type_name(value)}")
+    return value
+
+
+def _get(obj: dict[str, Any], name: str, prefix: str) -> Any:
+    if name not in obj:
+        raise _Invalid(f"{prefix}{name}: missing")
+    return obj[name]
+
+
+def _as_str(value: object, where: str) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(f"{where}: expected a string, got {_type_name(value)}")
+    return value
+
+
+def _str(obj: dict[str, Any], name: str, prefix: str) -> str:
+    return _as_str(_get(obj, name, prefix), prefix + name)
+
+
+def _opt_str(obj: dict[str, Any], name: str, prefix: str) -> str | None:
+    value = _get(obj, name, prefix)
+    return None if value is None else _as_str(value, prefix + name)
+
+
+def _int(obj: dict[str, Any], name: str, prefix: str) -> int:
+    value = _get(obj, name, prefix)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Invalid(f"{prefix}{name}: expected an integer, got {_type_name(value)}")
+    return value
+
+
+def _bool(obj: dict[str, Any], name: str, prefix: str) -> bool:
+    value = _get(obj, name, prefix)
+    if not isinstance(value, bool):
+        raise _Invalid(f"{prefix}{name}: expected true or false, got {_type_name(value)}")
+    return value
+
+
+def _num(obj: dict[str, Any], name: str, prefix: str) -> float:
+    value = _get(obj, name, prefix)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Invalid(f"{prefix}{name}: expected a number, got {_type_name(value)}")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number) or number < 0:
+        raise _Invalid(f"{prefix}{name}: expected a finite number >= 0, got {value!r}")
+    return number
+
+
+def _pairs_of(obj: dict[str, Any], name: str, prefix: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for n, item in enumerate(_list(_get(obj, name, prefix), prefix + name)):
+        where = f"{prefix}{name}[{n}]"
+        pair = _list(item, where)
+        if len(pair) != 2:
+            raise _Invalid(f"{where}: expected a [name, value] pair, got {len(pair)} items")
+        pairs.append((_as_str(pair[0], where + "[0]"), _as_str(pair[1], where + "[1]")))
+    return tuple(pairs)
+
+
+def _bytes(value: object, where: str) -> bytes:
+    """Bytes from an object holding exactly one of "text" (UTF-8) or "base64"."""
+    obj = _obj(value, where)
+    has_text, has_b64 = "text" in obj, "base64" in obj
+    if has_text == has_b64:
+        raise _Invalid(f'{where}: expected exactly one of "text" or "base64"')
+    if has_text:
+        try:
+            return _as_str(obj["text"], where + ".text").encode("utf-8")
+        except UnicodeEncodeError:
+            raise _Invalid(f"{where}.text: a lone surrogate has no UTF-8 form") from None
+    try:
+        return base64.b64decode(_as_str(obj["base64"], where + ".base64"), validate=True)
+    except binascii.Error as exc:
+        raise _Invalid(f"{where}.base64: {exc}") from None

@@ -1,0 +1,152 @@
+"""The request key: the canonical material of a request and its SHA-256.
+
+Owns FINGERPRINT_VERSION, the header allow-list, the layout of the material (method,
+scheme, authority, path, query, headers, body), its hash, `decoded_request` (the form the
+store keeps) and `first_difference` (which field two materials first differ in). The exact
+grammar is docs/matching.md; a change to anything here that changes a hash is a new
+FINGERPRINT_VERSION.
+
+Does not own: body canonicalisation (canonical.py), what a secret is (redact.py: every
+string is scrubbed before it enters the material, so a fingerprint never depends on a
+secret), the near-miss search (nearmiss.py), or where the request came from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from replay import canonical
+from replay.models import DEFAULT_PORTS, Request
+from replay.redact import SECRET_PARAMS, scrub_body, scrub_text
+
+FINGERPRINT_VERSION = 1
+
+HEADER_ALLOWLIST = frozenset({"anthropic-version", "anthropic-beta", "openai-beta"})
+"""Request headers (lower-case) that change the answer and so are part of the key."""
+
+MATERIAL_ORDER = ("v", "method", "scheme", "authority", "path", "query", "headers", "body")
+"""The order in which `first_difference` compares the top-level fields."""
+
+
+@dataclass(frozen=True, slots=True)
+class FingerprintPolicy:
+    """What the user chose to leave out of the key."""
+
+    ignore: tuple[str, ...] = ()
+    """JSON body paths (`replay_ignore`) removed before hashing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """A request's key: `hex` is the SHA-256 of `canonical_json(material)`."""
+
+    hex: str
+    material: dict[str, object]
+    """The canonical form that was hashed; JSON numbers in it are Decimals. Serialise it
+    with `canonical.canonical_json` and read it back with `canonical.parse_json`."""
+    version: int
+
+
+def fingerprint(request: Request, policy: FingerprintPolicy) -> Fingerprint:
+    """The key of `request` under `policy` (docs/matching.md, "The material")."""
+    material = _material(request, policy)
+    text = canonical.canonical_json(material)
+    return Fingerprint(
+        hex=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        material=material,
+        version=FINGERPRINT_VERSION,
+    )
+
+
+def _material(request: Request, policy: FingerprintPolicy) -> dict[str, object]:
+    return {
+        "v": FINGERPRINT_VERSION,
+        "method": request.method.upper(),
+        "scheme": request.scheme.lower(),
+        "authority": _authority(request),
+        "path": scrub_text(request.path),
+        "query": _query(request.query),
+        "headers": _headers(request),
+        "body": _body(request, policy),
+    }
+
+
+def _authority(request: Request) -> str:
+    host = request.host.lower()
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 literal, bracketed as in a URL
+    if DEFAULT_PORTS.get(request.scheme.lower()) == request.port:
+        return host
+    return f"{host}:{request.port}"
+
+
+def _query(query: tuple[tuple[str, str], ...]) -> list[list[str]]:
+    pairs = [
+        [name, scrub_text(value)] for name, value in query if name.lower() not in SECRET_PARAMS
+    ]
+    return sorted(pairs)
+
+
+def _headers(request: Request) -> dict[str, str]:
+    names = sorted({k.lower() for k, _ in request.headers} & HEADER_ALLOWLIST)
+    return {name: scrub_text(str(canonical.header_values(request, name))) for name in names}
+
+
+def _body(request: Request, policy: FingerprintPolicy) -> dict[str, object]:
+    request = canonical.decoded_request(request)
+    content_type = request.header("content-type")
+    body = scrub_body(request.body, content_type)
+    return canonical.body_material(body, content_type, policy.ignore)
+
+
+def decoded_request(request: Request) -> Request:
+    """`request` with its body content-decoded (when decodable) and `content-encoding` and
+    `content-length` dropped: the form the store keeps. Its fingerprint is the original's."""
+    return canonical.decoded_request(request)
+
+
+def first_difference(a: dict[str, object], b: dict[str, object]) -> str | None:
+    """The dotted path of the first field where materials `a` and `b` differ, or None.
+
+    Top-level fields in MATERIAL_ORDER (then any others sorted), then recursively: object
+    keys sorted, array elements by index. Leaves compare by their canonical JSON, so 1 and
+    1.0 are equal and true is not 1. A key or element that only one side has differs.
+    """
+    order = [k for k in MATERIAL_ORDER if k in a or k in b]
+    order += sorted((a.keys() | b.keys()) - set(MATERIAL_ORDER))
+    for key in order:
+        found = _difference(a.get(key, _MISSING), b.get(key, _MISSING), key)
+        if found is not None:
+            return found
+    return None
+
+
+_MISSING = object()
+
+
+def _difference(a: object, b: object, path: str) -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(a.keys() | b.keys()):
+            found = _difference(a.get(key, _MISSING), b.get(key, _MISSING), f"{path}.{key}")
+            if found is not None:
+                return found
+        return None
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        for index in range(max(len(a), len(b))):
+            left = a[index] if index < len(a) else _MISSING
+            right = b[index] if index < len(b) else _MISSING
+            found = _difference(left, right, f"{path}.{index}")
+            if found is not None:
+                return found
+        return None
+    return None if _same_leaf(a, b) else path
+
+
+def _same_leaf(a: object, b: object) -> bool:
+    if a is _MISSING or b is _MISSING:
+        return a is b
+    try:
+        return canonical.canonical_json(a) == canonical.canonical_json(b)
+    except (TypeError, ValueError):
+        return a == b

@@ -1,0 +1,100 @@
+"""Which traffic is LLM traffic, and whose: the `replay_hosts` policy and provider naming.
+
+Owns the list of known provider hosts, the known LLM API path surfaces, host globs, and the
+small readers that name a request's provider and model for provenance. Knows nothing of
+mitmproxy, the store or fingerprints.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from replay.models import Request
+
+KNOWN_HOSTS: tuple[str, ...] = (
+    "api.openai.com",
+    "api.anthropic.com",
+    "generativelanguage.googleapis.com",
+    "*-aiplatform.googleapis.com",
+    "*.openai.azure.com",
+    "*.cognitiveservices.azure.com",
+    "*.services.ai.azure.com",
+    "api.mistral.ai",
+    "api.groq.com",
+    "api.together.xyz",
+    "api.deepseek.com",
+    "api.fireworks.ai",
+    "api.x.ai",
+    "api.cohere.com",
+    "api.perplexity.ai",
+    "openrouter.ai",
+)
+"""Provider hosts handled by default, whatever the path."""
+
+LLM_PATHS = re.compile(
+    r"""^(?:
+        (?:/openai)?(?:/v\d+[\w.]*)?(?:/openai)?
+          /(?:chat/completions|completions|embeddings|responses(?:/.*)?|models(?:/.*)?
+             |messages(?:/count_tokens)?|moderations|audio/.+|images/.+)
+      | /openai/deployments/[^/]+/.+
+      | /api/(?:chat|generate|embed|embeddings|tags|show|version|ps)
+      | /.*:(?:generateContent|streamGenerateContent|embedContent|batchEmbedContents|countTokens)
+    )$""",
+    re.VERBOSE,
+)
+"""Paths of known LLM API surfaces, handled on any host (self-hosted, OpenAI-compatible)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HostPolicy:
+    """Decides which requests the addon handles. Empty `globs` means the default policy."""
+
+    globs: tuple[str, ...] = ()
+
+    def handles(self, host: str, path: str) -> bool:
+        host = host.lower().rstrip(".")
+        if self.globs:
+            return any(g == "*" or fnmatchcase(host, g.lower()) for g in self.globs)
+        if any(fnmatchcase(host, g) for g in KNOWN_HOSTS):
+            return True
+        return LLM_PATHS.match(path) is not None
+
+
+def provider_of(request: Request) -> str:
+    """A short provider name for provenance: openai, anthropic, gemini, azure, ollama, ..."""
+    host = request.host.lower()
+    if host == "api.openai.com":
+        return "openai"
+    if host == "api.anthropic.com":
+        return "anthropic"
+    if host.endswith("googleapis.com"):
+        return "gemini"
+    if "azure" in host:
+        return "azure"
+    if request.path.startswith("/api/") or request.port == 11434:
+        return "ollama"
+    if request.path.endswith("/messages"):
+        return "anthropic-compatible"
+    return "openai-compatible" if LLM_PATHS.match(request.path) else host
+
+
+_GEMINI_MODEL = re.compile(r"/models/([^/:]+):")
+_AZURE_DEPLOYMENT = re.compile(r"/openai/deployments/([^/]+)/")
+
+
+def model_of(request: Request, decoded_body: bytes) -> str | None:
+    """The model a request asks for: the JSON body's `model`, else the path's, else None."""
+    if decoded_body[:1] in (b"{", b" ", b"\n") and len(decoded_body) < 16 * 2**20:
+        try:
+            value = json.loads(decoded_body)
+        except ValueError:
+            value = None
+        if isinstance(value, dict) and isinstance(value.get("model"), str):
+            return str(value["model"])
+    for pattern in (_GEMINI_MODEL, _AZURE_DEPLOYMENT):
+        if m := pattern.search(request.path):
+            return m.group(1)
+    return None

@@ -1,0 +1,1 @@
+"""The mitmproxy glue: the only package of replay that imports mitmproxy."""

@@ -1,0 +1,99 @@
+"""Conversions between mitmproxy flows and replay's plain values.
+
+Owns reading a `Request` and a `ResponseHead` off a flow, making mitmproxy responses from a
+playback or an error, the `x-replay*` headers, and re-pointing a flow at the chunk server
+and back. The only module besides `addon.py` that touches mitmproxy objects.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from mitmproxy import http
+
+from replay.models import Outcome, Request, ResponseHead
+from replay.player import Playback
+
+REPLAY_HEADER = "x-replay"
+FINGERPRINT_HEADER = "x-replay-fingerprint"
+CASSETTE_HEADER = "x-replay-cassette"
+
+
+def request_from_flow(flow: http.HTTPFlow) -> Request:
+    """The request as the client meant it (in reverse mode, toward the upstream host)."""
+    r = flow.request
+    return Request(
+        method=r.method,
+        scheme=r.scheme,
+        host=r.host,
+        port=r.port,
+        path=r.path.split("?", 1)[0],
+        query=tuple(r.query.items(multi=True)),
+        headers=tuple(r.headers.items(multi=True)),
+        body=r.raw_content or b"",
+    )
+
+
+def head_from_response(response: http.Response) -> ResponseHead:
+    """Status line and headers as received, before replay adds its own headers."""
+    return ResponseHead(
+        status=response.status_code,
+        reason=response.reason,
+        http_version=response.http_version,
+        headers=tuple(response.headers.items(multi=True)),
+    )
+
+
+def mark(response: http.Response, outcome: Outcome, fingerprint: str | None) -> None:
+    """Add `x-replay` and `x-replay-fingerprint` to a response the addon handled."""
+    response.headers[REPLAY_HEADER] = outcome.value
+    if fingerprint:
+        response.headers[FINGERPRINT_HEADER] = fingerprint
+
+
+def inline_response(playback: Playback, http_version: str) -> http.Response:
+    """A response set from the request hook: sent in one piece by mitmproxy."""
+    now = time.time()
+    return http.Response(
+        http_version=http_version.encode(),
+        status_code=playback.status,
+        reason=playback.reason.encode("latin-1", "replace"),
+        headers=http.Headers([(k.encode(), v.encode()) for k, v in playback.headers]),
+        content=playback.body,
+        trailers=None,
+        timestamp_start=now,
+        timestamp_end=now,
+    )
+
+
+def simple_response(status: int, headers: list[tuple[str, str]], body: bytes) -> http.Response:
+    return http.Response.make(status, body, [(k.encode(), v.encode()) for k, v in headers])
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    scheme: str
+    host: str
+    port: int
+    host_header: str | None
+
+
+def route_to_loopback(flow: http.HTTPFlow, port: int, job_header: str, job_id: str) -> Target:
+    """Point the flow at the chunk server; returns the original target for `restore`."""
+    r = flow.request
+    original = Target(r.scheme, r.host, r.port, r.headers.get("host"))
+    r.headers[job_header] = job_id
+    r.scheme = "http"
+    r.host = "127.0.0.1"
+    r.port = port
+    return original
+
+
+def restore(flow: http.HTTPFlow, target: Target, job_header: str) -> None:
+    """Put back what `route_to_loopback` changed, so logs and dumps show the real URL."""
+    r = flow.request
+    r.scheme, r.host, r.port = target.scheme, target.host, target.port
+    if target.host_header is not None:
+        r.headers["host"] = target.host_header
+    r.headers.pop(job_header, None)

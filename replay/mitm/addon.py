@@ -1,0 +1,264 @@
+"""The mitmproxy addon: options, hooks, and the wiring of engine, store and chunk server.
+
+Owns the hook sequence of a handled flow (request → responseheaders → response | error),
+the per-flow state (kept in a dict keyed by flow id, not in `flow.metadata`, which `-w`
+would serialise), option registration from OPTION_SPECS and their validation, forcing
+`connection_strategy=lazy`, and the unknown-`replay_*`-option check. Decisions live in the
+engine, timing in the player and chunk server; this module only wires them to mitmproxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from mitmproxy import ctx, exceptions, http
+
+from replay.chunkserver import JOB_HEADER, ChunkServer
+from replay.config import OPTION_NAMES, OPTION_SPECS, Settings
+from replay.engine import Action, Decision, Engine
+from replay.errors import BadNamespace, ConfigError
+from replay.mitm import adapt
+from replay.models import Outcome, Request, ResponseHead
+from replay.player import plan
+from replay.providers.errors import miss_response
+from replay.recorder import Recording
+from replay.redact import redact_query
+from replay.report import ReportLine, ReportWriter
+
+logger = logging.getLogger("replay")
+
+
+@dataclass(slots=True)
+class _FlowState:
+    request: Request
+    namespace: str
+    decision: Decision | None
+    outcome: Outcome
+    started: float = field(default_factory=time.monotonic)
+    job: str | None = None
+    target: adapt.Target | None = None
+    recording: Recording | None = None
+    head: ResponseHead | None = None
+    ttfb: float = 0.0
+
+
+class ReplayAddon:
+    """Record and replay LLM provider traffic (see SPEC.md)."""
+
+    def __init__(self) -> None:
+        self.settings: Settings | None = None
+        self.engine: Engine | None = None
+        self.report: ReportWriter | None = None
+        self.pacer: ChunkServer | None = None
+        self.flows: dict[str, _FlowState] = {}
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def load(self, loader: Any) -> None:
+        for spec in OPTION_SPECS:
+            loader.add_option(
+                spec.name,
+                spec.typespec,
+                spec.default,
+                spec.help,
+                choices=list(spec.choices) if spec.choices else None,
+            )
+
+    def configure(self, updated: set[str]) -> None:
+        if not updated & OPTION_NAMES and self.engine is not None:
+            return
+        try:
+            settings = Settings.from_options({n: getattr(ctx.options, n) for n in OPTION_NAMES})
+        except ConfigError as e:
+            raise exceptions.OptionsError(str(e)) from None
+        if "connection_strategy" in updated and not ctx.options.has_changed("connection_strategy"):
+            # Replay must never touch upstream: no connect at CONNECT time (SPEC.md).
+            ctx.options.update(connection_strategy="lazy")
+            logger.info("replay: connection_strategy set to lazy")
+        if settings != self.settings:
+            self._close_engine()
+            self.settings = settings
+            self.engine = Engine(settings)
+            self.report = ReportWriter(settings.report) if settings.report else None
+            if self.pacer is None or len(self.pacer.ports) not in (0, settings.pacer_ports):
+                if self.pacer is not None:
+                    self.pacer.close()
+                self.pacer = ChunkServer(settings.pacer_ports)
+
+    def running(self) -> None:
+        unknown = sorted(n for n in ctx.options.deferred if n.startswith("replay_"))
+        for name in unknown:
+            logger.error(
+                "replay: unknown option %s (known: %s)", name, ", ".join(sorted(OPTION_NAMES))
+            )
+        if self.settings is not None and not unknown:
+            s = self.settings
+            logger.info(
+                "replay: ready: mode=%s miss=%s dir=%s speed=%g", s.mode, s.miss, s.dir, s.speed
+            )
+
+    def done(self) -> None:
+        self._close_engine()
+        if self.pacer is not None:
+            self.pacer.close()
+            self.pacer = None
+
+    def _close_engine(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
+        if self.report is not None:
+            self.report.close()
+            self.report = None
+
+    # --- hooks -----------------------------------------------------------------------
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        engine = self.engine
+        if engine is None or flow.response is not None or flow.id in self.flows:
+            return
+        r = flow.request
+        if r.headers.get("upgrade", "").lower() == "websocket":
+            return  # realtime APIs pass through untouched, unrecorded
+        if not engine.hosts.handles(r.host, r.path.split("?", 1)[0]):
+            return
+        requested = r.headers.pop(adapt.CASSETTE_HEADER, None)
+        request = adapt.request_from_flow(flow)
+        try:
+            namespace = engine.namespace(requested)
+        except BadNamespace as e:
+            self._answer_error(flow, request, "", 400, str(e))
+            return
+        try:
+            decision = engine.decide(request, namespace)
+        except Exception as e:
+            logger.exception("replay: cannot handle %s %s", r.method, r.pretty_url)
+            self._answer_error(flow, request, namespace, 502, f"replay failed: {e}")
+            return
+        state = _FlowState(request, namespace, decision, Outcome.FORWARDED)
+        self.flows[flow.id] = state
+        if decision.action is Action.SERVE:
+            await self._serve(flow, state, decision)
+        elif decision.action is Action.FAIL:
+            state.outcome = Outcome.MISS
+            status, headers, body = miss_response(request, decision.key, engine.settings.mode)
+            flow.response = adapt.simple_response(status, headers, body)
+            adapt.mark(flow.response, Outcome.MISS, decision.key.fingerprint)
+
+    async def _serve(self, flow: http.HTTPFlow, state: _FlowState, decision: Decision) -> None:
+        assert decision.interaction is not None and self.settings is not None
+        state.outcome = Outcome.HIT
+        playback = plan(
+            decision.interaction, self.settings.speed, flow.request.headers.get("accept-encoding")
+        )
+        loop = asyncio.get_running_loop()
+        t_request = loop.time()
+        if playback.streamed and self.pacer is not None:
+            await self.pacer.start()
+            state.job = self.pacer.register(playback, t_request)
+            h2 = flow.request.http_version.startswith("HTTP/2")
+            port = self.pacer.port_for(None if h2 else flow.client_conn.id)
+            state.target = adapt.route_to_loopback(flow, port, JOB_HEADER, state.job)
+            return
+        if playback.ttfb > 0:
+            await asyncio.sleep(playback.ttfb)
+        flow.response = adapt.inline_response(playback, flow.request.http_version)
+        adapt.mark(flow.response, Outcome.HIT, decision.key.fingerprint)
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        state = self.flows.get(flow.id)
+        if state is None or state.decision is None or flow.response is None:
+            return
+        decision = state.decision
+        if state.target is not None:  # a stream from our chunk server
+            flow.response.stream = True
+            adapt.mark(flow.response, Outcome.HIT, decision.key.fingerprint)
+            return
+        if decision.action is not Action.FORWARD or self.engine is None:
+            return
+        state.head = adapt.head_from_response(flow.response)
+        if flow.request.timestamp_end is not None and flow.response.timestamp_start is not None:
+            state.ttfb = flow.response.timestamp_start - flow.request.timestamp_end
+        if self.engine.should_store(decision, flow.response.status_code):
+            state.recording = Recording()
+            state.outcome = Outcome.RECORDED
+            flow.response.stream = state.recording.tap
+        else:
+            flow.response.stream = True  # forward as it arrives, never buffer
+        adapt.mark(flow.response, state.outcome, decision.key.fingerprint)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        state = self.flows.pop(flow.id, None)
+        if state is None:
+            return
+        self._release(flow, state)
+        recording = state.recording
+        if recording is not None and state.head is not None and state.decision is not None:
+            if recording.complete and self.engine is not None:
+                self.engine.commit(
+                    state.decision, state.request, state.head, state.ttfb, recording.chunks
+                )
+            else:
+                state.outcome = Outcome.FORWARDED
+                logger.warning("replay: %s not stored: the stream did not end", flow.request.url)
+        status = flow.response.status_code if flow.response else None
+        self._report(state, status)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        state = self.flows.pop(flow.id, None)
+        if state is None:
+            return
+        self._release(flow, state)
+        reason = str(flow.error) if flow.error else "connection error"
+        if state.recording is not None:
+            state.recording.abort(reason)
+            logger.warning("replay: %s not stored: %s", flow.request.url, reason)
+        if state.outcome is not Outcome.HIT:
+            state.outcome = Outcome.ERROR
+        status = flow.response.status_code if flow.response else None
+        self._report(state, status, reason)
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def _release(self, flow: http.HTTPFlow, state: _FlowState) -> None:
+        if state.target is not None:
+            adapt.restore(flow, state.target, JOB_HEADER)
+        if state.job is not None and self.pacer is not None:
+            self.pacer.cancel(state.job)
+
+    def _answer_error(
+        self, flow: http.HTTPFlow, request: Request, namespace: str, status: int, message: str
+    ) -> None:
+        body = json.dumps({"error": {"message": message, "type": "replay_error"}}).encode()
+        flow.response = adapt.simple_response(
+            status, [("content-type", "application/json")], body
+        )
+        adapt.mark(flow.response, Outcome.ERROR, None)
+        state = _FlowState(request, namespace, None, Outcome.ERROR)
+        self._report(state, status, message)
+
+    def _report(self, state: _FlowState, status: int | None, detail: str | None = None) -> None:
+        if self.report is None:
+            return
+        r = state.request
+        key = state.decision.key if state.decision else None
+        url = replace(r, query=redact_query(r.query)).url
+        self.report.write(
+            ReportLine(
+                method=r.method,
+                url=url,
+                namespace=state.namespace,
+                fingerprint=key.fingerprint if key else "",
+                occurrence=key.occurrence if key else -1,
+                outcome=state.outcome.value,
+                status=status,
+                duration_ms=round((time.monotonic() - state.started) * 1000, 3),
+                detail=detail,
+            )
+        )
+

@@ -1,0 +1,183 @@
+"""Turns a stored interaction into a playback: what to send, how it is framed, and when.
+
+Owns `plan()`: header clean-up and framing, content-encoding negotiation against the
+client's `accept-encoding` (a body is replayed as recorded when the client admits its
+encoding, else decoded on the way out, chunk by chunk), and time scaling by `replay_speed`.
+Knows nothing of sockets (the chunk server sends a playback) or of mitmproxy.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from replay.models import Chunk, Headers, Interaction, header_value, without_headers
+
+HOP_HEADERS = frozenset({"content-length", "transfer-encoding"})
+
+
+class Framing(StrEnum):
+    """How a body is delimited toward the client."""
+
+    LENGTH = "length"
+    """`content-length`: the bytes and their timing are kept, the client's reads decide
+    the boundaries."""
+    CHUNKED = "chunked"
+    """HTTP/1.1 chunked (HTTP/2 DATA frames): one chunk per recorded chunk."""
+
+
+@dataclass(frozen=True, slots=True)
+class Playback:
+    """A response ready to send: offsets already scaled by the replay speed."""
+
+    status: int
+    reason: str
+    headers: Headers
+    ttfb: float
+    chunks: tuple[Chunk, ...]
+    framing: Framing
+
+    @property
+    def streamed(self) -> bool:
+        """Sent through the chunk server (several chunks), rather than inline."""
+        return len(self.chunks) > 1
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(c.data for c in self.chunks)
+
+
+class _Decoder(Protocol):
+    def __call__(self, data: bytes) -> bytes: ...
+
+
+def _decoder(coding: str) -> _Decoder | None:
+    """An incremental decoder for one content-coding, or None if unknown."""
+    if coding in ("gzip", "x-gzip"):
+        gunzip = zlib.decompressobj(wbits=31)
+        return lambda data: gunzip.decompress(data)
+    if coding == "deflate":
+        return _Deflate()
+    if coding == "br":
+        import brotli  # ships with mitmproxy
+
+        return brotli.Decompressor().process  # type: ignore[no-any-return]
+    if coding == "zstd":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().decompressobj().decompress
+    return None
+
+
+class _Deflate:
+    """`deflate` is zlib-wrapped by the standard, raw in practice: accept both."""
+
+    def __init__(self) -> None:
+        self._obj: zlib._Decompress | None = None
+
+    def __call__(self, data: bytes) -> bytes:
+        if self._obj is None:
+            raw = bool(data) and (data[0] & 0x0F) != 8
+            self._obj = zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
+        return self._obj.decompress(data)
+
+
+def accepts(accept_encoding: str | None, coding: str) -> bool:
+    """Whether an `accept-encoding` value admits `coding` (q > 0, or `*`)."""
+    if coding == "identity":
+        return True
+    if accept_encoding is None:
+        return False
+    star = False
+    for item in accept_encoding.split(","):
+        name, _, params = item.strip().partition(";")
+        q = 1.0
+        params = params.strip().replace(" ", "")
+        if params.startswith("q="):
+            try:
+                q = float(params[2:])
+            except ValueError:
+                q = 0.0
+        name = name.strip().lower()
+        if name == coding or (coding == "gzip" and name == "x-gzip"):
+            return q > 0
+        if name == "*":
+            star = q > 0
+    return star
+
+
+def _decode_chunks(chunks: tuple[Chunk, ...], codings: list[str]) -> tuple[Chunk, ...] | None:
+    """Chunks with their content-codings undone, empty pieces dropped; None if impossible."""
+    decoders = [_decoder(c) for c in reversed(codings)]
+    if any(d is None for d in decoders):
+        return None
+    out: list[Chunk] = []
+    try:
+        for chunk in chunks:
+            data = chunk.data
+            for decode in decoders:
+                assert decode is not None
+                data = decode(data)
+            if data:
+                out.append(Chunk(chunk.offset, data))
+    except Exception:
+        return None
+    return tuple(out)
+
+
+def _scaled(value: float, speed: float) -> float:
+    return 0.0 if speed == 0 else value / speed
+
+
+def plan(interaction: Interaction, speed: float, accept_encoding: str | None) -> Playback:
+    """The playback of `interaction` for a client that sent `accept_encoding`."""
+    head = interaction.response
+    headers = head.headers
+    chunks = interaction.chunks
+    encoding = (header_value(headers, "content-encoding") or "").strip().lower()
+    codings = [c.strip() for c in encoding.split(",") if c.strip() and c.strip() != "identity"]
+    if codings and not all(accepts(accept_encoding, c) for c in codings):
+        decoded = _decode_chunks(chunks, codings)
+        if decoded is not None:
+            chunks = decoded
+            headers = without_headers(headers, frozenset({"content-encoding"}))
+    scaled = tuple(Chunk(_scaled(c.offset, speed), c.data) for c in chunks)
+    chunked = "chunked" in (header_value(headers, "transfer-encoding") or "").lower()
+    length = header_value(headers, "content-length")
+    total = sum(len(c.data) for c in scaled)
+    if len(scaled) > 1 and (chunked or length is None):
+        framing = Framing.CHUNKED
+        headers = _with_framing(headers, ("transfer-encoding", "chunked"))
+    elif chunked:
+        framing = Framing.CHUNKED
+    else:
+        framing = Framing.LENGTH
+        if total or length is None:  # a HEAD answer keeps its recorded length
+            headers = _with_framing(headers, ("content-length", str(total)))
+    return Playback(
+        status=head.status,
+        reason=head.reason,
+        headers=headers,
+        ttfb=_scaled(interaction.ttfb, speed),
+        chunks=scaled,
+        framing=framing,
+    )
+
+
+def _with_framing(headers: Headers, framing: tuple[str, str]) -> Headers:
+    """Headers with one framing header: the recorded one, its value fixed, kept in place."""
+    name = framing[0]
+    out: list[tuple[str, str]] = []
+    placed = False
+    for key, value in headers:
+        lower = key.lower()
+        if lower == name and not placed:
+            out.append((key, framing[1]))
+            placed = True
+        elif lower not in HOP_HEADERS:
+            out.append((key, value))
+    if not placed:
+        out.append(framing)
+    return tuple(out)

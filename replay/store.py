@@ -1,0 +1,471 @@
+"""The cassette store: one file per interaction under `<root>/<namespace>/<fp[:2]>/`.
+
+Owns the layout (`path_for`, `entries`), lookups (`get`, `get_latest`) with a small LRU of
+decoded files, and writing: `put` hands a `RedactedInteraction` to one background writer
+thread that writes atomically (dot-named temp file, fsync, `os.replace`, directory fsync).
+Does not know the file format (that is `codec.py`), how fingerprints are computed, or which
+occurrence a request is (the engine counts those). Nothing here raises into a request on a
+bad file or a failed write: both are logged and count as a miss / a dropped write.
+
+Names that are not `<fp>.<occurrence>.zst` (dotfiles, temp files, `*.dict`) are never read
+as interactions. One process writes a namespace at a time: occurrences are allocated by the
+engine of that process, so a later write of the same key replaces the file (record mode).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import re
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from replay.codec import decode, encode, normalize
+from replay.errors import BadNamespace, CorruptEntry, StoreError
+from replay.models import DEFAULT_NAMESPACE, Interaction, Key, RedactedInteraction
+
+logger = logging.getLogger(__name__)
+
+SUFFIX = ".zst"
+_FINGERPRINT = re.compile(r"[0-9a-f]{2,128}")
+_ENTRY = re.compile(r"([0-9a-f]{2,128})\.(0|[1-9][0-9]{0,17})\.zst")
+_Signature = tuple[int, int, int]
+"""(st_ino, st_mtime_ns, st_size) of a file: a changed file has a changed signature."""
+
+
+def _plain_namespace(name: str) -> str:
+    """`name` if it is a plain relative directory name, else BadNamespace.
+
+    The store's own guard against paths outside the root; user input is checked earlier and
+    more strictly (`config.check_namespace`). Refused: empty, `.`/`..` or any leading dot
+    (hidden from the store), `/`, `\\`, NUL and other control characters, over 255 characters.
+    """
+    bad = (
+        not name
+        or len(name) > 255
+        or name.startswith(".")
+        or any(c in "/\\" or ord(c) < 32 or ord(c) == 127 for c in name)
+    )
+    if bad:
+        raise BadNamespace(f"not a plain relative namespace name: {name!r}")
+    return name
+
+
+def entry_name(fingerprint: str, occurrence: int) -> str:
+    """The file name of an occurrence: `<fingerprint>.<occurrence>.zst`."""
+    return f"{fingerprint}.{occurrence}{SUFFIX}"
+
+
+def parse_entry_name(name: str) -> tuple[str, int] | None:
+    """(fingerprint, occurrence) of an interaction file's name, None for any other name."""
+    m = _ENTRY.fullmatch(name)
+    return (m[1], int(m[2])) if m else None
+
+
+@dataclass(slots=True)
+class _Cached:
+    signature: _Signature
+    interaction: Interaction | None
+    """None: the file at this signature is corrupt (already logged)."""
+    weight: int
+
+
+@dataclass(slots=True)
+class _Write:
+    key: Key
+    path: Path
+    ri: RedactedInteraction
+    pending: Interaction
+
+
+@dataclass(slots=True)
+class _RemoveAbove:
+    namespace: str
+    fingerprint: str
+    occurrence: int
+    done: threading.Event = field(default_factory=threading.Event)
+    removed: int = 0
+
+
+_Job = _Write | _RemoveAbove | None
+
+
+def _weight(interaction: Interaction | None) -> int:
+    """Rough memory cost of a cached interaction: its body bytes plus a fixed overhead."""
+    if interaction is None:
+        return 256
+    return 1024 + len(interaction.request.body) + sum(64 + len(c.data) for c in interaction.chunks)
+
+
+class Store:
+    """A directory of interaction files; safe to share between the loop and writer threads."""
+
+    def __init__(self, root: str | Path, cache_bytes: int = 64 * 2**20) -> None:
+        # Nothing touches the disk here: startup cost must not grow with the store.
+        self.root = Path(root)
+        self.cache_bytes = cache_bytes
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._pending: dict[Key, Interaction] = {}
+        self._cache: OrderedDict[Path, _Cached] = OrderedDict()
+        self._cache_weight = 0
+        self._epoch = 0  # bumped by every put/remove: a read that raced one is not cached
+        self._unfinished = 0
+        self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._retired: threading.Thread | None = None  # a closed writer still draining
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- layout ---------------------------------------------------------------------------
+
+    def path_for(self, key: Key) -> Path:
+        """Where `key` lives. Raises BadNamespace or StoreError for a key that cannot be a path."""
+        return self._resolve(key)[1]
+
+    def _resolve(self, key: Key) -> tuple[Key, Path]:
+        """`key` with its namespace defaulted, and its path; validates every part."""
+        namespace = _plain_namespace(key.namespace or DEFAULT_NAMESPACE)
+        fp, occurrence = key.fingerprint, key.occurrence
+        if not isinstance(fp, str) or not _FINGERPRINT.fullmatch(fp):
+            raise StoreError(f"not a lower-case hex fingerprint: {fp!r}")
+        if isinstance(occurrence, bool) or not isinstance(occurrence, int) or occurrence < 0:
+            raise StoreError(f"not an occurrence number: {occurrence!r}")
+        path = self.root / namespace / fp[:2] / entry_name(fp, occurrence)
+        return Key(namespace, fp, occurrence), path
+
+    def entries(self, namespace: str | None = None) -> Iterator[tuple[Path, Key]]:
+        """Every interaction file, lazily, sorted by namespace, fingerprint, occurrence.
+
+        Only files: call `flush()` first to include pending writes. Dot-named and other
+        foreign names are skipped at every level.
+        """
+        if namespace is not None:
+            namespaces = [_plain_namespace(namespace)]
+        else:
+            namespaces = [n for n in _sorted_names(self.root) if not n.startswith(".")]
+        for ns in namespaces:
+            ns_dir = self.root / ns
+            for shard in _sorted_names(ns_dir):
+                if len(shard) != 2 or not _FINGERPRINT.fullmatch(shard):
+                    continue
+                found = []
+                for name in _sorted_names(ns_dir / shard):
+                    parsed = parse_entry_name(name)
+                    if parsed and parsed[0][:2] == shard:
+                        found.append((parsed, name))
+                for (fp, occurrence), name in sorted(found):
+                    yield ns_dir / shard / name, Key(ns, fp, occurrence)
+
+    # --- lookups --------------------------------------------------------------------------
+
+    def get(self, key: Key) -> Interaction | None:
+        """The interaction stored (or waiting to be written) under exactly `key`, or None.
+
+        A corrupt or unreadable file is logged (warning, with path and reason) and is a miss.
+        """
+        key, path = self._resolve(key)
+        with self._lock:
+            pending = self._pending.get(key)
+        if pending is not None:
+            return pending
+        return self._load(path, key)[1]
+
+    def get_latest(self, key: Key) -> Interaction | None:
+        """`key`'s occurrence if stored, else the highest stored occurrence below it.
+
+        Past the last recorded occurrence, the last repeats. A corrupt file is a miss: it is
+        not skipped in favour of an older occurrence. The shard directory is listed only when
+        the exact file is missing.
+        """
+        key, path = self._resolve(key)
+        with self._lock:
+            pending = self._pending.get(key)
+            below = {
+                k.occurrence: i
+                for k, i in self._pending.items()
+                if k.occurrence < key.occurrence
+                and k.fingerprint == key.fingerprint
+                and k.namespace == key.namespace
+            }
+        if pending is not None:
+            return pending
+        exists, interaction = self._load(path, key)
+        if exists:
+            return interaction
+        on_disk = [o for o in self._occurrences(path.parent, key.fingerprint) if o < key.occurrence]
+        best = max([*below, *on_disk], default=None)
+        if best is None:
+            return None
+        if best in below:
+            return below[best]
+        found = key._replace(occurrence=best)
+        return self._load(path.parent / entry_name(key.fingerprint, best), found)[1]
+
+    def _occurrences(self, shard: Path, fingerprint: str) -> list[int]:
+        try:
+            names = os.listdir(shard)
+        except OSError:
+            return []
+        parsed = (parse_entry_name(n) for n in names if n.startswith(fingerprint + "."))
+        return [p[1] for p in parsed if p is not None and p[0] == fingerprint]
+
+    def _load(self, path: Path, key: Key) -> tuple[bool, Interaction | None]:
+        """(the file exists, its interaction or None if bad), through the cache.
+
+        A cache hit costs one stat; a corrupt file's verdict is cached too, so it is logged
+        once per version of the file, not on every request.
+        """
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return False, None
+        except OSError as exc:
+            logger.warning("cannot read cassette %s: %s (treated as a miss)", path, exc.strerror)
+            return True, None
+        with self._lock:
+            cached = self._cache.get(path)
+            if cached is not None and cached.signature == _signature(st):
+                self._cache.move_to_end(path)
+                return True, cached.interaction
+            epoch = self._epoch
+        signature, interaction = self._read(path, key)
+        if signature is None:
+            return False, None  # gone between stat and open, or unreadable (logged)
+        self._remember(path, signature, interaction, epoch)
+        return True, interaction
+
+    def _read(self, path: Path, key: Key) -> tuple[_Signature | None, Interaction | None]:
+        try:
+            with open(path, "rb") as f:
+                signature = _signature(os.fstat(f.fileno()))
+                data = f.read()
+        except (FileNotFoundError, NotADirectoryError):
+            return None, None
+        except OSError as exc:
+            logger.warning("cannot read cassette %s: %s (treated as a miss)", path, exc.strerror)
+            return None, None
+        try:
+            interaction = decode(data, str(path))
+            if interaction.key.fingerprint != key.fingerprint:
+                fp = interaction.key.fingerprint
+                raise CorruptEntry(str(path), f"file holds fingerprint {fp}, not its name's")
+        except CorruptEntry as exc:
+            logger.warning("corrupt cassette %s: %s (treated as a miss)", path, exc.reason)
+            return signature, None
+        # The path is authoritative for namespace and occurrence (a copied namespace works).
+        if interaction.key != key:
+            interaction = replace(interaction, key=key)
+        return signature, interaction
+
+    def _remember(
+        self, path: Path, signature: _Signature, interaction: Interaction | None, epoch: int
+    ) -> None:
+        weight = _weight(interaction)
+        with self._lock:
+            if epoch != self._epoch or weight > self.cache_bytes:
+                return  # a put or remove raced this read, or it would not fit
+            old = self._cache.pop(path, None)
+            if old is not None:
+                self._cache_weight -= old.weight
+            self._cache[path] = _Cached(signature, interaction, weight)
+            self._cache_weight += weight
+            while self._cache_weight > self.cache_bytes:
+                _, evicted = self._cache.popitem(last=False)
+                self._cache_weight -= evicted.weight
+
+    def _forget(self, path: Path) -> None:
+        """Drop `path` from the cache; caller holds the lock."""
+        self._epoch += 1
+        old = self._cache.pop(path, None)
+        if old is not None:
+            self._cache_weight -= old.weight
+
+    # --- writes ---------------------------------------------------------------------------
+
+    def put(self, ri: RedactedInteraction) -> None:
+        """Store `ri` without waiting for the disk; lookups see it at once.
+
+        The write happens on the writer thread; a failure there is logged (error) and the
+        interaction is dropped. Raises only for a wrong type or a key that cannot be a path.
+        """
+        if not isinstance(ri, RedactedInteraction):
+            raise TypeError(f"Store.put takes a RedactedInteraction, not {type(ri).__name__}")
+        key, path = self._resolve(ri.interaction.key)
+        # Pending holds what a read of the file will return, so both answers are equal.
+        pending = normalize(ri.interaction)
+        if pending.key != key:
+            pending = replace(pending, key=key)
+        job = _Write(key, path, ri, pending)
+        with self._lock:
+            self._pending[key] = job.pending
+            self._forget(path)
+            self._submit(job)
+
+    def remove_above(self, namespace: str, fingerprint: str, occurrence: int) -> int:
+        """Delete the stored occurrences of `fingerprint` above `occurrence`; their count.
+
+        Runs on the writer thread after every put made before the call, so a pending write
+        of an occurrence above `occurrence` is written and then removed. Blocks until done.
+        """
+        key, _ = self._resolve(Key(namespace, fingerprint, occurrence))
+        job = _RemoveAbove(key.namespace, fingerprint, occurrence)
+        with self._lock:
+            self._submit(job)
+        job.done.wait()
+        return job.removed
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every queued write is done; False if `timeout` seconds ran out first."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._unfinished == 0, timeout)
+
+    def close(self) -> None:
+        """Flush and stop the writer thread. Idempotent; a later put starts a new writer."""
+        with self._lock:
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                self._queue.put(None)
+                self._retired = writer
+        if writer is not None:
+            writer.join()
+
+    def _submit(self, job: _Write | _RemoveAbove) -> None:
+        """Queue `job`, starting the writer if needed; caller holds the lock."""
+        self._unfinished += 1
+        if self._writer is None:
+            # Each writer has its own queue and first waits for the one closed before it,
+            # so writes stay in put order across a close().
+            self._queue = queue.SimpleQueue()
+            self._writer = threading.Thread(
+                target=self._run_writer,
+                args=(self._queue, self._retired),
+                name="replay-store-writer",
+                daemon=True,
+            )
+            self._retired = None
+            self._writer.start()
+        self._queue.put(job)
+
+    def _run_writer(self, jobs: queue.SimpleQueue[_Job], previous: threading.Thread | None) -> None:
+        if previous is not None:
+            previous.join()
+        while (job := jobs.get()) is not None:
+            try:
+                if isinstance(job, _Write):
+                    self._write(job)
+                else:
+                    self._remove_above(job)
+            except Exception:  # a bug must not kill the writer and hang flush()
+                logger.exception("store writer failed on %r", job)
+            finally:
+                if isinstance(job, _RemoveAbove):
+                    job.done.set()
+                with self._idle:
+                    self._unfinished -= 1
+                    self._idle.notify_all()
+
+    def _write(self, job: _Write) -> None:
+        try:
+            write_atomically(job.path, encode(job.ri))
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            logger.error("cannot write cassette %s: %s (interaction dropped)", job.path, reason)
+        finally:
+            with self._lock:
+                if self._pending.get(job.key) is job.pending:
+                    del self._pending[job.key]
+                self._forget(job.path)
+
+    def _remove_above(self, job: _RemoveAbove) -> None:
+        shard = self.root / job.namespace / job.fingerprint[:2]
+        for occurrence in sorted(self._occurrences(shard, job.fingerprint)):
+            if occurrence <= job.occurrence:
+                continue
+            path = shard / entry_name(job.fingerprint, occurrence)
+            with self._lock:
+                self._forget(path)
+            try:
+                os.unlink(path)
+                job.removed += 1
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                logger.error("cannot remove cassette %s: %s", path, exc.strerror)
+        if job.removed:
+            _fsync_dir(shard)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the whole new one.
+
+    A dot-named temp file in the same directory is written, fsynced and renamed over
+    `path`, then the directory is fsynced. Missing directories are created (and their
+    parents fsynced). On failure the temp file is removed and the OSError propagates.
+    """
+    _make_dirs(path.parent)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _make_dirs(directory: Path) -> None:
+    if directory.is_dir():
+        return
+    missing = []
+    d = directory
+    while not d.exists() and d != d.parent:
+        missing.append(d)
+        d = d.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    for created in missing:  # make each new directory entry durable in its parent
+        _fsync_dir(created.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    if os.name != "posix":  # directories cannot be opened (nor need fsync) on Windows
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on directories; the rename is done anyway
+    finally:
+        os.close(fd)
+
+
+def _signature(st: os.stat_result) -> _Signature:
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _sorted_names(directory: Path) -> list[str]:
+    try:
+        return sorted(os.listdir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return []

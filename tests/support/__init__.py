@@ -1,0 +1,1 @@
+"""Test support: certificates, the fake provider upstream, mitmdump launcher and helpers."""

@@ -1,0 +1,73 @@
+"""Test-only mitmproxy addon (``-s``): sends every non-loopback upstream connection to the fake.
+
+``--set pin_upstream=127.0.0.1:PORT`` rewrites the *socket address* in ``server_connect`` only, so
+the flow's URL, the Host header and the SNI stay the provider's (``api.openai.com`` …). Loopback
+destinations (the replay addon's own chunk server) are left alone. Use it with
+``connection_strategy=lazy``: with eager connects the redirect happens at CONNECT time and the
+flow URL becomes ``https://127.0.0.1:PORT/…`` (see shared/MITMPROXY.md §4).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+
+from mitmproxy import ctx, exceptions
+from mitmproxy.addonmanager import Loader
+from mitmproxy.proxy import server_hooks
+
+logger = logging.getLogger(__name__)
+
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost."""
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_pin(value: str) -> tuple[str, int] | None:
+    """``"host:port"`` → ``(host, port)``; ``""`` → None (pinning off)."""
+    if not value:
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise exceptions.OptionsError(f"pin_upstream must be host:port, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+class PinHosts:
+    """Redirects upstream connections to ``pin_upstream`` (tests only)."""
+
+    def __init__(self) -> None:
+        self.pin: tuple[str, int] | None = None
+
+    def load(self, loader: Loader) -> None:
+        loader.add_option(
+            "pin_upstream",
+            str,
+            "",
+            "Test only: connect every non-loopback upstream to this host:port instead.",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        if "pin_upstream" in updated:
+            self.pin = parse_pin(ctx.options.pin_upstream)
+            if self.pin is not None:
+                host, port = self.pin
+                logger.info(f"pin_hosts: upstream connections pinned to {host}:{port}")
+
+    def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
+        address = data.server.address
+        if self.pin is None or address is None or is_loopback(str(address[0])):
+            return
+        logger.debug(f"pin_hosts: {address[0]}:{address[1]} -> {self.pin[0]}:{self.pin[1]}")
+        data.server.address = self.pin
+
+
+addons = [PinHosts()]

@@ -1,0 +1,117 @@
+"""plan(): framing, content-encoding negotiation and time scaling of a stored interaction."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+
+import pytest
+
+from replay.models import Chunk, Interaction, Key, Provenance, Request, ResponseHead
+from replay.player import Framing, accepts, plan
+
+REQ = Request("POST", "https", "api.openai.com", 443, "/v1/chat/completions", (), (), b"{}")
+PROV = Provenance("2026-01-01T00:00:00Z", "openai", "m", None, 200, "0")
+
+
+def interaction(headers: list[tuple[str, str]], chunks: list[tuple[float, bytes]],
+                ttfb: float = 0.2) -> Interaction:
+    return Interaction(
+        key=Key("default", "f" * 64, 0),
+        fingerprint_version=1,
+        ignore=(),
+        request=REQ,
+        response=ResponseHead(200, "OK", "HTTP/1.1", tuple(headers)),
+        ttfb=ttfb,
+        chunks=tuple(Chunk(o, d) for o, d in chunks),
+        complete=True,
+        provenance=PROV,
+    )
+
+
+SSE = [(0.0, b"data: 1\n\n"), (0.05, b"data: 2\n\n"), (0.1, b"data: [DONE]\n\n")]
+
+
+def test_chunked_stream_keeps_every_chunk_and_header_order() -> None:
+    headers = [("Content-Type", "text/event-stream"), ("Transfer-Encoding", "chunked"),
+               ("X-Request-Id", "req_1")]
+    p = plan(interaction(headers, SSE), speed=1.0, accept_encoding="gzip")
+    assert p.streamed and p.framing is Framing.CHUNKED
+    assert p.headers == tuple(headers)
+    assert [c.data for c in p.chunks] == [d for _, d in SSE]
+    assert [c.offset for c in p.chunks] == [0.0, 0.05, 0.1]
+    assert p.ttfb == 0.2
+
+
+@pytest.mark.parametrize(("speed", "offsets", "ttfb"),
+                         [(2.0, [0.0, 0.025, 0.05], 0.1), (0.0, [0.0, 0.0, 0.0], 0.0)])
+def test_speed_scales_offsets_and_ttfb(speed: float, offsets: list[float], ttfb: float) -> None:
+    p = plan(interaction([("transfer-encoding", "chunked")], SSE), speed, None)
+    assert [c.offset for c in p.chunks] == offsets and p.ttfb == ttfb
+    assert len(p.chunks) == 3  # boundaries survive at every speed
+
+
+def test_stream_recorded_over_http2_gets_chunked_framing() -> None:
+    p = plan(interaction([("content-type", "text/event-stream")], SSE), 1.0, None)
+    assert p.framing is Framing.CHUNKED
+    assert ("transfer-encoding", "chunked") in p.headers
+
+
+def test_content_length_body_keeps_length_and_timing() -> None:
+    body = b'{"a": 1}'
+    p = plan(interaction([("Content-Length", "8"), ("Content-Type", "application/json")],
+                         [(0.0, body[:4]), (0.01, body[4:])]), 1.0, None)
+    assert p.framing is Framing.LENGTH and p.streamed
+    assert p.headers == (("Content-Length", "8"), ("Content-Type", "application/json"))
+
+
+def test_single_chunk_without_framing_gets_a_content_length() -> None:
+    p = plan(interaction([("content-type", "application/json")], [(0.0, b"{}")]), 1.0, None)
+    assert not p.streamed and p.framing is Framing.LENGTH
+    assert ("content-length", "2") in p.headers
+
+
+def test_gzip_kept_when_client_accepts_it() -> None:
+    raw = gzip.compress(b'{"ok": true}')
+    h = [("content-encoding", "gzip"), ("content-length", str(len(raw)))]
+    p = plan(interaction(h, [(0.0, raw)]), 1.0, "gzip, deflate")
+    assert p.body == raw and ("content-encoding", "gzip") in p.headers
+
+
+def test_gzip_stream_decoded_chunk_by_chunk_when_client_refuses_it() -> None:
+    comp = zlib.compressobj(wbits=31)
+    events = [b"data: one\n\n", b"data: two\n\n", b"data: three\n\n"]
+    pieces = [comp.compress(e) + comp.flush(zlib.Z_SYNC_FLUSH) for e in events]
+    pieces[-1] += comp.flush()
+    h = [("content-type", "text/event-stream"), ("content-encoding", "gzip"),
+         ("transfer-encoding", "chunked")]
+    p = plan(interaction(h, [(i * 0.01, c) for i, c in enumerate(pieces)]), 1.0, "identity")
+    assert [c.data for c in p.chunks] == events
+    assert all(k.lower() != "content-encoding" for k, _ in p.headers)
+
+
+def test_decoded_body_fixes_content_length() -> None:
+    raw = gzip.compress(b"x" * 1000)
+    h = [("content-encoding", "gzip"), ("content-length", str(len(raw)))]
+    p = plan(interaction(h, [(0.0, raw)]), 1.0, None)
+    assert p.body == b"x" * 1000 and ("content-length", "1000") in p.headers
+
+
+def test_undecodable_body_is_sent_as_recorded() -> None:
+    h = [("content-encoding", "gzip"), ("content-length", "4")]
+    p = plan(interaction(h, [(0.0, b"nope")]), 1.0, None)
+    assert p.body == b"nope" and ("content-encoding", "gzip") in p.headers
+
+
+@pytest.mark.parametrize(("header", "coding", "expected"), [
+    ("gzip, deflate", "gzip", True),
+    ("gzip;q=0, br", "gzip", False),
+    ("br", "gzip", False),
+    ("*", "zstd", True),
+    ("*;q=0", "zstd", False),
+    (None, "gzip", False),
+    (None, "identity", True),
+    ("GZIP", "gzip", True),
+])
+def test_accepts(header: str | None, coding: str, expected: bool) -> None:
+    assert accepts(header, coding) is expected
