@@ -11,9 +11,17 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 from enum import StrEnum
+from http import HTTPStatus
 from typing import Protocol
 
-from replay.models import Chunk, Headers, Interaction, header_value, without_headers
+from replay.models import (
+    Chunk,
+    Headers,
+    Interaction,
+    ResponseHead,
+    header_value,
+    without_headers,
+)
 
 HOP_HEADERS = frozenset({"content-length", "transfer-encoding"})
 
@@ -158,12 +166,22 @@ def plan(interaction: Interaction, speed: float, accept_encoding: str | None) ->
             headers = _with_framing(headers, ("content-length", str(total)))
     return Playback(
         status=head.status,
-        reason=head.reason,
+        reason=_reason(head),
         headers=headers,
         ttfb=_scaled(interaction.ttfb, speed),
         chunks=scaled,
         framing=framing,
     )
+
+
+def _reason(head: ResponseHead) -> str:
+    """The reason phrase an HTTP/1 client saw: HTTP/2 has none, mitmproxy makes one up."""
+    if head.reason or not head.http_version.startswith(("HTTP/2", "HTTP/3")):
+        return head.reason
+    try:
+        return HTTPStatus(head.status).phrase
+    except ValueError:
+        return ""
 
 
 def _with_framing(headers: Headers, framing: tuple[str, str]) -> Headers:

@@ -115,3 +115,14 @@ def test_undecodable_body_is_sent_as_recorded() -> None:
 ])
 def test_accepts(header: str | None, coding: str, expected: bool) -> None:
     assert accepts(header, coding) is expected
+
+
+def test_reason_phrase_is_kept_and_made_up_for_http2_recordings() -> None:
+    blank = interaction([("content-length", "2")], [(0.0, b"{}")])
+    assert plan(blank, 1.0, None).reason == "OK"  # the fixture's recorded reason
+    h1_empty = Interaction(**{**{f: getattr(blank, f) for f in blank.__slots__},
+                              "response": ResponseHead(200, "", "HTTP/1.1", ())})
+    assert plan(h1_empty, 1.0, None).reason == ""
+    h2 = Interaction(**{**{f: getattr(blank, f) for f in blank.__slots__},
+                        "response": ResponseHead(429, "", "HTTP/2.0", ())})
+    assert plan(h2, 1.0, None).reason == "Too Many Requests"
