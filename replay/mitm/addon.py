@@ -10,10 +10,14 @@ engine, timing in the player and chunk server; this module only wires them to mi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
+import sys
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from mitmproxy import ctx, exceptions, http
@@ -47,6 +51,24 @@ class _FlowState:
     ttfb: float = 0.0
 
 
+def _user_set_connection_strategy() -> bool:
+    """Whether the user chose `connection_strategy`, even its default (`eager`).
+
+    mitmproxy keeps no record of which options were set explicitly, and a script loads
+    after the command line was applied, so the command line and config.yaml are read.
+    """
+    if ctx.options.has_changed("connection_strategy"):
+        return True
+    if any("connection_strategy" in arg for arg in sys.argv[1:]):
+        return True
+    confdir = Path(os.path.expanduser(ctx.options.confdir))
+    for name in ("config.yaml", "config.yml"):
+        with contextlib.suppress(OSError):
+            if "connection_strategy" in (confdir / name).read_text(errors="replace"):
+                return True
+    return False
+
+
 class ReplayAddon:
     """Record and replay LLM provider traffic (see SPEC.md)."""
 
@@ -76,7 +98,7 @@ class ReplayAddon:
             settings = Settings.from_options({n: getattr(ctx.options, n) for n in OPTION_NAMES})
         except ConfigError as e:
             raise exceptions.OptionsError(str(e)) from None
-        if "connection_strategy" in updated and not ctx.options.has_changed("connection_strategy"):
+        if "connection_strategy" in updated and not _user_set_connection_strategy():
             # Replay must never touch upstream: no connect at CONNECT time (SPEC.md).
             ctx.options.update(connection_strategy="lazy")
             logger.info("replay: connection_strategy set to lazy")

@@ -1,0 +1,161 @@
+"""ReplayAddon hooks driven with mitmproxy's test harness (taddons + tflow), no sockets."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mitmproxy import exceptions, http
+from mitmproxy.addons.proxyserver import Proxyserver
+from mitmproxy.test import taddons, tflow
+
+from replay.mitm.addon import ReplayAddon
+
+
+@pytest.fixture
+def addon(tmp_path: Path) -> Iterator[tuple[ReplayAddon, taddons.context]]:
+    a = ReplayAddon()
+    with taddons.context(Proxyserver(), a) as tctx:
+        tctx.options.update(replay_dir=str(tmp_path))
+        a.configure(set(tctx.options.keys()))  # a script's first configure sees every key
+        yield a, tctx
+        a.done()
+
+
+def chat_flow(body: bytes = b'{"model":"m","messages":[]}', host: str = "api.openai.com",
+              path: str = "/v1/chat/completions", **headers: str) -> http.HTTPFlow:
+    f = tflow.tflow()
+    f.request.scheme, f.request.host, f.request.port = "https", host, 443
+    f.request.method, f.request.path = "POST", path
+    f.request.headers.clear()
+    f.request.headers["content-type"] = "application/json"
+    for k, v in headers.items():
+        f.request.headers[k.replace("_", "-")] = v
+    f.request.raw_content = body
+    return f
+
+
+def test_connection_strategy_becomes_lazy_unless_set(tmp_path: Path) -> None:
+    a = ReplayAddon()
+    with taddons.context(Proxyserver(), a) as tctx:
+        tctx.options.update(replay_dir=str(tmp_path))
+        a.configure(set(tctx.options.keys()))
+        assert tctx.options.connection_strategy == "lazy"
+        a.done()
+
+
+
+def test_an_explicit_connection_strategy_is_respected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `--set connection_strategy=eager` sets the default value: only argv tells it apart.
+    monkeypatch.setattr("sys.argv", ["mitmdump", "--set", "connection_strategy=eager"])
+    b = ReplayAddon()
+    with taddons.context(Proxyserver(), b) as tctx:
+        tctx.options.update(replay_dir=str(tmp_path), confdir=str(tmp_path))
+        b.configure(set(tctx.options.keys()))
+        assert tctx.options.connection_strategy == "eager"
+        b.done()
+
+
+def test_invalid_option_raises_options_error(
+    addon: tuple[ReplayAddon, taddons.context]
+) -> None:
+    a, tctx = addon
+    with pytest.raises(exceptions.OptionsError, match="replay_speed"):
+        tctx.configure(a, replay_speed="-3")
+    with pytest.raises(exceptions.OptionsError, match="replay_cassette"):
+        tctx.configure(a, replay_cassette="../up")
+
+
+def test_miss_answers_404_in_openai_shape(addon: tuple[ReplayAddon, taddons.context]) -> None:
+    a, _ = addon
+    f = chat_flow(x_replay_cassette="suite")
+    asyncio.run(a.request(f))
+    assert f.response is not None and f.response.status_code == 404
+    assert f.response.headers["x-replay"] == "miss"
+    fp = f.response.headers["x-replay-fingerprint"]
+    assert len(fp) == 64 and fp in f.response.text
+    assert "suite" in f.response.text and "x-replay-cassette" not in f.request.headers
+    assert f.response.json()["error"]["code"] == "replay_no_cassette"
+
+
+def test_anthropic_miss_uses_anthropic_error_shape(
+    addon: tuple[ReplayAddon, taddons.context]
+) -> None:
+    a, _ = addon
+    f = chat_flow(host="api.anthropic.com", path="/v1/messages")
+    asyncio.run(a.request(f))
+    assert f.response is not None
+    assert f.response.json()["type"] == "error"
+    assert f.response.json()["error"]["type"] == "not_found_error"
+
+
+def test_bad_namespace_header_is_refused_with_400(
+    addon: tuple[ReplayAddon, taddons.context]
+) -> None:
+    a, _ = addon
+    f = chat_flow(x_replay_cassette="a/../../b")
+    asyncio.run(a.request(f))
+    assert f.response is not None and f.response.status_code == 400
+    assert f.response.headers["x-replay"] == "error"
+
+
+@pytest.mark.parametrize(("host", "path"), [("pypi.org", "/simple/x/"),
+                                            ("example.com", "/api/users")])
+def test_other_traffic_is_not_touched(addon: tuple[ReplayAddon, taddons.context],
+                                      host: str, path: str) -> None:
+    a, _ = addon
+    f = chat_flow(host=host, path=path)
+    asyncio.run(a.request(f))
+    assert f.response is None and not a.flows
+
+
+def test_websocket_upgrades_pass_through(addon: tuple[ReplayAddon, taddons.context]) -> None:
+    a, _ = addon
+    f = chat_flow(path="/v1/realtime", upgrade="websocket")
+    asyncio.run(a.request(f))
+    assert f.response is None and not a.flows
+
+
+def test_record_mode_taps_the_stream_and_marks_headers(
+    addon: tuple[ReplayAddon, taddons.context], tmp_path: Path
+) -> None:
+    a, tctx = addon
+    tctx.configure(a, replay_mode="record")
+    f = chat_flow()
+    asyncio.run(a.request(f))
+    assert f.response is None  # forwarded
+    f.response = tflow.tresp(content=b"")
+    f.response.headers["content-type"] = "application/json"
+    a.responseheaders(f)
+    assert callable(f.response.stream)
+    assert f.response.headers["x-replay"] == "recorded"
+    f.response.stream(b'{"ok":')
+    f.response.stream(b"true}")
+    f.response.stream(b"")
+    a.response(f)
+    assert a.engine is not None
+    a.engine.store.flush()
+    [path] = list(tmp_path.rglob("*.zst"))
+    assert path.name == f"{f.response.headers['x-replay-fingerprint']}.0.zst"
+
+
+def test_record_mode_does_not_store_an_aborted_stream(
+    addon: tuple[ReplayAddon, taddons.context], tmp_path: Path
+) -> None:
+    a, tctx = addon
+    tctx.configure(a, replay_mode="record")
+    f = chat_flow()
+    asyncio.run(a.request(f))
+    f.response = tflow.tresp(content=b"")
+    a.responseheaders(f)
+    assert callable(f.response.stream)
+    f.response.stream(b"data: partial\n\n")
+    f.error = tflow.terr()
+    a.error(f)
+    assert a.engine is not None
+    a.engine.store.flush()
+    assert list(tmp_path.rglob("*.zst")) == []
