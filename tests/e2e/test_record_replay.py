@@ -378,3 +378,39 @@ def _mitmdump() -> list[str]:
     import sys
 
     return [sys.executable, "-c", "from mitmproxy.tools.main import mitmdump; mitmdump()"]
+
+
+def test_many_http2_streams_on_one_connection_and_a_client_that_leaves(
+    fake_upstream: FakeUpstream, proxy_factory: ProxyFactory, bundle: Path, tmp_path: Path
+) -> None:
+    import asyncio
+
+    store = tmp_path / "cassettes"
+    bodies = [chat_body(f"h2 stream {i}", stream=True) for i in range(12)]
+    knobs = {"content-type": "application/json", "x-fake-chunks": "4", "x-fake-gap-ms": "20"}
+    rec = replay_proxy(proxy_factory, "record", store, fake_upstream.port)
+    recorded = [post(rec, bundle, b, x_fake_chunks="4", x_fake_gap_ms="20").body for b in bodies]
+    proxy_factory.stop_all()
+    fake_upstream.stop()
+    play = replay_proxy(proxy_factory, "replay", store, None)
+
+    async def run() -> tuple[list[bytes], bytes]:
+        async with httpx.AsyncClient(proxy=play.url, verify=h2_first_context(bundle),
+                                     http2=True, timeout=20) as client:
+            async def one(body: bytes) -> bytes:
+                r = await client.post(CHAT_URL, content=body, headers=knobs)
+                assert r.http_version == "HTTP/2" and r.headers["x-replay"] == "hit"
+                return r.content
+
+            async def leave_early() -> bytes:
+                async with client.stream("POST", CHAT_URL, content=bodies[0],
+                                         headers=knobs) as r:
+                    return await anext(r.aiter_raw())  # then the stream is dropped
+
+            first = await leave_early()
+            # More streams than mitmproxy's 5 connections per address: the port pool copes.
+            return list(await asyncio.gather(*(one(b) for b in bodies))), first
+
+    replayed, first = asyncio.run(run())
+    assert replayed == recorded
+    assert recorded[0].startswith(first)
