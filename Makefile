@@ -16,10 +16,10 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 run: $(STAMP)
-	@$(BIN)/python -m replay.demo --port $(PORT)
+	@$(BIN)/python tools/run_demo.py --port $(PORT)
 
 test: $(STAMP)
-	$(BIN)/ruff check replay addons tests bench
+	$(BIN)/ruff check replay addons tests bench tools
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
@@ -30,7 +30,7 @@ test-e2e: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m e2e
 
 lint: $(STAMP)
-	$(BIN)/ruff check replay addons tests bench
+	$(BIN)/ruff check replay addons tests bench tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
