@@ -414,3 +414,25 @@ def test_many_http2_streams_on_one_connection_and_a_client_that_leaves(
     replayed, first = asyncio.run(run())
     assert replayed == recorded
     assert recorded[0].startswith(first)
+
+
+def test_plain_http_through_http_proxy_is_handled_like_https(
+    fake_upstream: FakeUpstream, proxy_factory: ProxyFactory, tmp_path: Path
+) -> None:
+    store = tmp_path / "cassettes"
+    url = "http://vllm.internal:8000/v1/chat/completions"  # a self-hosted server, no TLS
+    plain = ("--set", f"pin_upstream_plain=127.0.0.1:{fake_upstream.plain_port}")
+    rec = replay_proxy(proxy_factory, "record", store, fake_upstream.port, *plain)
+    body = chat_body("plain http", stream=True)
+    with httpx.Client(proxy=rec.url, timeout=10) as client:
+        recorded = client.post(url, content=body, headers={"content-type": "application/json"})
+    assert recorded.headers["x-replay"] == "recorded"
+    assert fake_upstream.requests[-1].host == "vllm.internal:8000"
+    proxy_factory.stop_all()
+    fake_upstream.stop()
+    play = replay_proxy(proxy_factory, "replay", store, None)
+    with httpx.Client(proxy=play.url, timeout=10) as client:
+        replayed = client.post(url, content=body, headers={"content-type": "application/json"})
+    assert replayed.headers["x-replay"] == "hit" and replayed.content == recorded.content
+    [path] = stored_files(store)
+    assert b'"scheme":"http"' in decompressed(path).replace(b" ", b"")

@@ -598,6 +598,20 @@ def _install_h2_abort_reset() -> None:
 # ---------------------------------------------------------------- the server
 
 
+def _listener() -> socket.socket:
+    """A non-blocking listening socket on 127.0.0.1, port chosen by the OS."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)  # connections queue up even before hypercorn accepts
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 class FakeUpstream:
     """The fake provider upstream on ``127.0.0.1:<OS port>``, served from a background thread.
 
@@ -609,6 +623,9 @@ class FakeUpstream:
         self.certs = certs
         self.graceful_timeout = graceful_timeout
         self.port = 0
+        self.plain_port = 0
+        """A second, plain-HTTP listener (same app), for traffic that reaches the proxy
+        through HTTP_PROXY (self-hosted servers)."""
         self._lock = threading.Lock()
         self._requests: list[SeenRequest] = []
         self._ready = threading.Event()
@@ -653,18 +670,13 @@ class FakeUpstream:
         config.errorlog = _log  # pytest captures it
         config.create_ssl_context()  # fail here, in the caller, on a bad cert or key
         _install_h2_abort_reset()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.bind(("127.0.0.1", 0))
-            sock.listen(128)  # connections queue up even before hypercorn accepts
-            sock.setblocking(False)
-        except BaseException:
-            sock.close()
-            raise
-        self.port = sock.getsockname()[1]
+        sock, plain = _listener(), _listener()
+        self.port, self.plain_port = sock.getsockname()[1], plain.getsockname()[1]
         self._thread = threading.Thread(
-            target=self._run, args=(config, sock), name=f"fake-upstream-{self.port}", daemon=True
+            target=self._run,
+            args=(config, sock, plain),
+            name=f"fake-upstream-{self.port}",
+            daemon=True,
         )
         self._thread.start()
         if not self._ready.wait(timeout) or self._error is not None:
@@ -672,23 +684,23 @@ class FakeUpstream:
             raise RuntimeError(f"fake upstream did not start: {self._error!r}")
         return self
 
-    def _run(self, config: Config, sock: socket.socket) -> None:
+    def _run(self, config: Config, sock: socket.socket, plain: socket.socket) -> None:
         try:
             with asyncio.Runner() as runner:
-                runner.run(self._serve(config, sock))
+                runner.run(self._serve(config, sock, plain))
         except BaseException as exc:  # reported by start() / stop()
             self._error = exc
         finally:
             sock.close()
+            plain.close()
             self._ready.set()
 
-    async def _serve(self, config: Config, sock: socket.socket) -> None:
+    async def _serve(self, config: Config, sock: socket.socket, plain: socket.socket) -> None:
         self._loop = asyncio.get_running_loop()
         self._shutdown = asyncio.Event()
         app = wrap_app(cast(Any, self.app), config.wsgi_max_body_size, "asgi")
-        await worker_serve(
-            app, config, sockets=Sockets([sock], [], []), shutdown_trigger=self._shutdown.wait
-        )
+        sockets = Sockets([sock], [plain], [])
+        await worker_serve(app, config, sockets=sockets, shutdown_trigger=self._shutdown.wait)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop serving and join the thread (graceful, then cancelling what is left)."""

@@ -46,6 +46,7 @@ class PinHosts:
 
     def __init__(self) -> None:
         self.pin: tuple[str, int] | None = None
+        self.plain_pin: tuple[str, int] | None = None
 
     def load(self, loader: Loader) -> None:
         loader.add_option(
@@ -54,6 +55,12 @@ class PinHosts:
             "",
             "Test only: connect every non-loopback upstream to this host:port instead.",
         )
+        loader.add_option(
+            "pin_upstream_plain",
+            str,
+            "",
+            "Test only: where plain-HTTP (non-TLS) upstream connections go instead.",
+        )
 
     def configure(self, updated: set[str]) -> None:
         if "pin_upstream" in updated:
@@ -61,13 +68,16 @@ class PinHosts:
             if self.pin is not None:
                 host, port = self.pin
                 logger.info(f"pin_hosts: upstream connections pinned to {host}:{port}")
+        if "pin_upstream_plain" in updated:
+            self.plain_pin = parse_pin(ctx.options.pin_upstream_plain)
 
     def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
         address = data.server.address
         if self.pin is None or address is None or is_loopback(str(address[0])):
             return
-        logger.debug(f"pin_hosts: {address[0]}:{address[1]} -> {self.pin[0]}:{self.pin[1]}")
-        data.server.address = self.pin
+        pin = self.pin if data.server.tls or self.plain_pin is None else self.plain_pin
+        logger.debug(f"pin_hosts: {address[0]}:{address[1]} -> {pin[0]}:{pin[1]}")
+        data.server.address = pin
 
 
 addons = [PinHosts()]
