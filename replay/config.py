@@ -52,14 +52,18 @@ class OptionSpec:
 
 OPTION_SPECS: tuple[OptionSpec, ...] = (
     OptionSpec(
-        "replay_mode", str, "replay",
+        "replay_mode",
+        str,
+        "replay",
         "replay: serve from cassettes, never contact upstream unless replay_miss=forward. "
         "record: forward and record everything (overwriting the same key). "
         "auto: replay hits, forward and record misses. passthrough: forward, record nothing.",
         tuple(m.value for m in Mode),
     ),
     OptionSpec(
-        "replay_miss", str, "synthetic",
+        "replay_miss",
+        str,
+        "synthetic",
         "What replay mode does when nothing matches: synthetic (a made-up answer; until "
         "synthetic responders land this answers like error), error (404 naming the "
         "fingerprint), forward (send upstream, do not record).",
@@ -67,35 +71,49 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec("replay_dir", str, "cassettes", "The store root directory."),
     OptionSpec(
-        "replay_cassette", str | None, None,
+        "replay_cassette",
+        str | None,
+        None,
         "Namespace inside the store (a plain name); a request header x-replay-cassette "
         "overrides it per request.",
     ),
     OptionSpec(
-        "replay_speed", str, "1.0",
+        "replay_speed",
+        str,
+        "1.0",
         "Timing of replayed answers: 1 = as recorded, 2 = twice as fast, 0 = no delays.",
     ),
     OptionSpec("replay_rules", str | None, None, "Rules file (YAML or JSON)."),
     OptionSpec(
-        "replay_ignore", str | None, None,
+        "replay_ignore",
+        str | None,
+        None,
         "Comma list of JSON body paths left out of the fingerprint, e.g. "
         "user,metadata.trace_id,messages.*.name.",
     ),
     OptionSpec(
-        "replay_hosts", str | None, None,
+        "replay_hosts",
+        str | None,
+        None,
         "Comma list of host globs the addon handles, or * for everything. By default: the "
         "known LLM provider hosts plus any host whose path is a known LLM API surface.",
     ),
     OptionSpec(
-        "replay_report", str | None, None,
+        "replay_report",
+        str | None,
+        None,
         "Path of a JSON Lines report, one line per handled request.",
     ),
     OptionSpec(
-        "replay_record_errors", bool, False,
+        "replay_record_errors",
+        bool,
+        False,
         "In auto mode, also store non-2xx answers (record mode always stores what came).",
     ),
     OptionSpec(
-        "replay_pacer_ports", int, 16,
+        "replay_pacer_ports",
+        int,
+        16,
         "Loopback ports of the chunk server that paces replayed streams (each client "
         "connection may hold 5 connections per port).",
     ),

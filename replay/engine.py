@@ -9,6 +9,7 @@ Owns record mode's clean-stop clean-up. Knows nothing of mitmproxy or sockets.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -86,6 +87,10 @@ class Engine:
         self.hosts = HostPolicy(settings.hosts)
         self._occurrences: dict[tuple[str, str], int] = {}
         self._recorded: dict[tuple[str, str], int] = {}
+        # Decoding and redacting a recording costs CPU (a few ms for a large body), and the
+        # last chunk reaches the client only once the response hook returns: one worker
+        # thread does it, in order, then hands the result to the store's writer.
+        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-commit")
 
     def namespace(self, requested: str | None) -> str:
         """The namespace for a request: its header, else `replay_cassette`, else default."""
@@ -129,33 +134,52 @@ class Engine:
         ttfb: float,
         chunks: tuple[Chunk, ...],
     ) -> None:
-        """Store a complete recording: redacted, written off the request path."""
-        stored_request = decoded_request(request)
-        provenance = Provenance(
-            recorded_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
-            provider=provider_of(request),
-            model=model_of(request, stored_request.body),
-            user_agent=request.header("user-agent"),
-            upstream_status=head.status,
-            tool_version=__version__,
-        )
-        interaction = Interaction(
-            key=decision.key,
-            fingerprint_version=FINGERPRINT_VERSION,
-            ignore=self.policy.ignore,
-            request=stored_request,
-            response=head,
-            ttfb=max(ttfb, 0.0),
-            chunks=chunks,
-            complete=True,
-            provenance=provenance,
-        )
-        self.store.put(redact(interaction))
+        """Store a complete recording, redacted; returns at once (see `flush`)."""
         counter = (decision.key.namespace, decision.key.fingerprint)
         self._recorded[counter] = max(self._recorded.get(counter, -1), decision.key.occurrence)
+        self._committer.submit(self._commit, decision.key, request, head, ttfb, chunks)
+
+    def _commit(
+        self,
+        key: Key,
+        request: Request,
+        head: ResponseHead,
+        ttfb: float,
+        chunks: tuple[Chunk, ...],
+    ) -> None:
+        try:
+            stored_request = decoded_request(request)
+            provenance = Provenance(
+                recorded_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+                provider=provider_of(request),
+                model=model_of(request, stored_request.body),
+                user_agent=request.header("user-agent"),
+                upstream_status=head.status,
+                tool_version=__version__,
+            )
+            interaction = Interaction(
+                key=key,
+                fingerprint_version=FINGERPRINT_VERSION,
+                ignore=self.policy.ignore,
+                request=stored_request,
+                response=head,
+                ttfb=max(ttfb, 0.0),
+                chunks=chunks,
+                complete=True,
+                provenance=provenance,
+            )
+            self.store.put(redact(interaction))
+        except Exception:
+            logger.exception("replay: could not store %s %s", request.method, request.url)
+
+    def flush(self) -> None:
+        """Wait until every committed recording is written."""
+        self._committer.submit(lambda: None).result()
+        self.store.flush()
 
     def close(self) -> None:
         """Drain the writer; in record mode drop stale occurrences above those recorded."""
+        self._committer.shutdown(wait=True)
         self.store.flush()
         if self.settings.mode is Mode.RECORD:
             for (namespace, fp), highest in self._recorded.items():

@@ -25,50 +25,54 @@ PLACEHOLDER = "<redacted>"
 
 _FORM = "application/x-www-form-urlencoded"
 
-SECRET_HEADERS = frozenset({
-    "authorization",
-    "proxy-authorization",
-    "x-api-key",
-    "api-key",
-    "x-goog-api-key",
-    "cookie",
-    "set-cookie",
-    "openai-organization",
-    "openai-project",
-    "anthropic-organization-id",
-    # Beyond the spec's list, each a credential by its own documentation:
-    "x-amz-security-token",  # AWS STS session token (Bedrock through SigV4)
-    "ocp-apim-subscription-key",  # Azure API Management / Azure AI services key
-    "x-auth-token",  # generic token header of OpenAI-compatible gateways
-    "cf-aig-authorization",  # Cloudflare AI Gateway token
-    "helicone-auth",  # Helicone gateway key
-    "x-portkey-api-key",  # Portkey gateway key
-})
+SECRET_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "x-api-key",
+        "api-key",
+        "x-goog-api-key",
+        "cookie",
+        "set-cookie",
+        "openai-organization",
+        "openai-project",
+        "anthropic-organization-id",
+        # Beyond the spec's list, each a credential by its own documentation:
+        "x-amz-security-token",  # AWS STS session token (Bedrock through SigV4)
+        "ocp-apim-subscription-key",  # Azure API Management / Azure AI services key
+        "x-auth-token",  # generic token header of OpenAI-compatible gateways
+        "cf-aig-authorization",  # Cloudflare AI Gateway token
+        "helicone-auth",  # Helicone gateway key
+        "x-portkey-api-key",  # Portkey gateway key
+    }
+)
 """Header names (lower-case) whose values are replaced by PLACEHOLDER, in requests and
 responses. `x-goog-user-project` is not here: it names a billing project, not a credential."""
 
-SECRET_PARAMS = frozenset({
-    "key",
-    "api_key",
-    "api-key",
-    "apikey",
-    "access_token",
-    "token",
-    "client_secret",
-    "password",
-    "sig",
-    "signature",
-    "x-goog-api-key",
-    # Beyond the spec's list:
-    "refresh_token",  # OAuth token material (form bodies of token endpoints)
-    "id_token",
-    "subscription-key",  # Azure API Management's query form of its key
-    "x-amz-security-token",  # AWS presigned URLs
-    "x-amz-signature",
-    "x-amz-credential",
-    "x-goog-signature",  # Google signed URLs
-    "x-goog-credential",
-})
+SECRET_PARAMS = frozenset(
+    {
+        "key",
+        "api_key",
+        "api-key",
+        "apikey",
+        "access_token",
+        "token",
+        "client_secret",
+        "password",
+        "sig",
+        "signature",
+        "x-goog-api-key",
+        # Beyond the spec's list:
+        "refresh_token",  # OAuth token material (form bodies of token endpoints)
+        "id_token",
+        "subscription-key",  # Azure API Management's query form of its key
+        "x-amz-security-token",  # AWS presigned URLs
+        "x-amz-signature",
+        "x-amz-credential",
+        "x-goog-signature",  # Google signed URLs
+        "x-goog-credential",
+    }
+)
 """Query (and form body) parameter names, compared lower-case, whose values are replaced by
 PLACEHOLDER and which the fingerprint leaves out. Azure's `api-version` is not a secret."""
 
@@ -89,9 +93,7 @@ Each pattern ends where its characters end, which makes `scrub` idempotent."""
 _BEARER_PREFIX = r"(?i:bearer)(?:[ \t]|%20|\+)+"  # also as a form or URL encodes it
 # A key starts where no ASCII letter or digit precedes it, or right after a JSON escape
 # (`\n`, `\u00a0`) or a percent-escape (`%20`), whose last character is alphanumeric.
-_KEY_START = (
-    r"(?:(?<![A-Za-z0-9])|(?<=\\[nrtbf])|(?<=\\u[0-9A-Fa-f]{4})|(?<=%[0-9A-Fa-f]{2}))"
-)
+_KEY_START = r"(?:(?<![A-Za-z0-9])|(?<=\\[nrtbf])|(?<=\\u[0-9A-Fa-f]{4})|(?<=%[0-9A-Fa-f]{2}))"
 _GROUP_KIND = {kind.replace("-", "_"): kind for kind in KEY_PATTERNS}
 _KEY_PATTERN = (
     _KEY_START

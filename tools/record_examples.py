@@ -44,10 +44,19 @@ OPENAI_MODEL = "gpt-4o-mini"
 STREAM_GAP_MS = "100"
 """Pause between the fake's stream events, so a replay at speed 1 visibly flows."""
 ANTHROPIC_CURL = [
-    "curl", "-sS", "--fail", "--max-time", "20", "https://api.anthropic.com/v1/messages",
-    "-H", "content-type: application/json", "-H", "anthropic-version: 2023-06-01",
-    "-d", '{"model":"claude-haiku-4-5","max_tokens":64,'
-          '"messages":[{"role":"user","content":"Say hello"}]}',
+    "curl",
+    "-sS",
+    "--fail",
+    "--max-time",
+    "20",
+    "https://api.anthropic.com/v1/messages",
+    "-H",
+    "content-type: application/json",
+    "-H",
+    "anthropic-version: 2023-06-01",
+    "-d",
+    '{"model":"claude-haiku-4-5","max_tokens":64,'
+    '"messages":[{"role":"user","content":"Say hello"}]}',
 ]
 """The README's Anthropic example, argument for argument (a fixed `anthropic-version`: the
 SDK sends its own release's, and that header is part of the fingerprint)."""
@@ -68,7 +77,8 @@ def record(proxy_url: str, bundle: Path) -> list[str]:
         lines.append(f"openai chat: {raw.parse().choices[0].message.content}")
 
         raw_stream = client.chat.completions.with_raw_response.create(
-            model=OPENAI_MODEL, stream=True,
+            model=OPENAI_MODEL,
+            stream=True,
             messages=[{"role": "user", "content": "Count to five"}],
             extra_headers={"x-fake-gap-ms": STREAM_GAP_MS},  # x-fake-*: not in the fingerprint
         )
@@ -79,13 +89,21 @@ def record(proxy_url: str, bundle: Path) -> list[str]:
 
     done = subprocess.run(
         [*ANTHROPIC_CURL, "-D", "-", "--suppress-connect-headers"],
-        capture_output=True, env=subprocess_env(env), timeout=30,
+        capture_output=True,
+        env=subprocess_env(env),
+        timeout=30,
     )
     if done.returncode != 0:
         raise SystemExit(f"anthropic curl failed ({done.returncode}): {done.stderr!r}")
     head, _, body = done.stdout.partition(b"\r\n\r\n")
-    outcome = next((line.split(b":", 1)[1].strip().decode() for line in head.splitlines()
-                    if line.lower().startswith(b"x-replay:")), None)
+    outcome = next(
+        (
+            line.split(b":", 1)[1].strip().decode()
+            for line in head.splitlines()
+            if line.lower().startswith(b"x-replay:")
+        ),
+        None,
+    )
     check(outcome, "anthropic messages")
     lines.append(f"anthropic messages: {json.loads(body)['content'][0]['text']}")
     return lines
@@ -108,9 +126,15 @@ def main() -> int:
         bundle = ca_bundle(confdir)  # creates mitmproxy's CA in confdir first
         upstream = FakeUpstream(certs).start()
         factory = ProxyFactory(confdir=confdir, test_ca=certs.ca_cert, cwd=ROOT)
-        proxy = factory("-s", str(ROOT / "addons" / "replay.py"),
-                        "--set", "replay_mode=record", "--set", f"replay_dir={staging}",
-                        upstream_port=upstream.port)
+        proxy = factory(
+            "-s",
+            str(ROOT / "addons" / "replay.py"),
+            "--set",
+            "replay_mode=record",
+            "--set",
+            f"replay_dir={staging}",
+            upstream_port=upstream.port,
+        )
         lines = record(proxy.url, bundle)
         code = proxy.stop()  # SIGTERM: the store writes everything before the exit
         if code != 0:

@@ -24,9 +24,9 @@ curl -s https://api.openai.com/v1/chat/completions -H 'content-type: application
   -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello"}]}'"""
 """The README's first example, verbatim (tests/e2e/test_examples.py checks it)."""
 PYTHON_EXAMPLE = (
-    "python3 -c 'from openai import OpenAI; print(OpenAI(api_key=\"sk-not-needed-for-replay\")"
-    ".chat.completions.create(model=\"gpt-4o-mini\", messages=[{\"role\": \"user\", "
-    "\"content\": \"Say hello\"}]).choices[0].message.content)'"
+    'python3 -c \'from openai import OpenAI; print(OpenAI(api_key="sk-not-needed-for-replay")'
+    '.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", '
+    '"content": "Say hello"}]).choices[0].message.content)\''
 )
 
 
@@ -73,11 +73,19 @@ its fingerprint. More examples: README.md, "Try it against the shipped cassettes
 
 def mitmdump_argv(port: int, confdir: Path, extra: list[str]) -> list[str]:
     return [
-        sys.executable, "-c", "from mitmproxy.tools.main import mitmdump; mitmdump()",
-        "--set", f"confdir={confdir}",
-        "--listen-host", "127.0.0.1", "-p", str(port),
-        "-s", str(ROOT / "addons" / "replay.py"),
-        "--set", f"replay_dir={ROOT / 'cassettes'}",
+        sys.executable,
+        "-c",
+        "from mitmproxy.tools.main import mitmdump; mitmdump()",
+        "--set",
+        f"confdir={confdir}",
+        "--listen-host",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-s",
+        str(ROOT / "addons" / "replay.py"),
+        "--set",
+        f"replay_dir={ROOT / 'cassettes'}",
         *extra,
     ]
 
@@ -85,10 +93,17 @@ def mitmdump_argv(port: int, confdir: Path, extra: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--confdir", type=Path, default=Path("~/.mitmproxy"),
-                        help="mitmproxy's confdir, where its CA lives (default ~/.mitmproxy)")
-    parser.add_argument("--print-only", action="store_true",
-                        help="write the bundle and print the instructions, do not serve")
+    parser.add_argument(
+        "--confdir",
+        type=Path,
+        default=Path("~/.mitmproxy"),
+        help="mitmproxy's confdir, where its CA lives (default ~/.mitmproxy)",
+    )
+    parser.add_argument(
+        "--print-only",
+        action="store_true",
+        help="write the bundle and print the instructions, do not serve",
+    )
     parser.add_argument("mitmdump_args", nargs="*", help="after --: more mitmdump arguments")
     args = parser.parse_args(argv)
     confdir = args.confdir.expanduser().resolve()

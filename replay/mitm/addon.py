@@ -257,9 +257,7 @@ class ReplayAddon:
         self, flow: http.HTTPFlow, request: Request, namespace: str, status: int, message: str
     ) -> None:
         body = json.dumps({"error": {"message": message, "type": "replay_error"}}).encode()
-        flow.response = adapt.simple_response(
-            status, [("content-type", "application/json")], body
-        )
+        flow.response = adapt.simple_response(status, [("content-type", "application/json")], body)
         adapt.mark(flow.response, Outcome.ERROR, None)
         state = _FlowState(request, namespace, None, Outcome.ERROR)
         self._report(state, status, message)
@@ -283,4 +281,3 @@ class ReplayAddon:
                 detail=detail,
             )
         )
-

@@ -24,8 +24,12 @@ def addon(tmp_path: Path) -> Iterator[tuple[ReplayAddon, taddons.context]]:
         a.done()
 
 
-def chat_flow(body: bytes = b'{"model":"m","messages":[]}', host: str = "api.openai.com",
-              path: str = "/v1/chat/completions", **headers: str) -> http.HTTPFlow:
+def chat_flow(
+    body: bytes = b'{"model":"m","messages":[]}',
+    host: str = "api.openai.com",
+    path: str = "/v1/chat/completions",
+    **headers: str,
+) -> http.HTTPFlow:
     f = tflow.tflow()
     f.request.scheme, f.request.host, f.request.port = "https", host, 443
     f.request.method, f.request.path = "POST", path
@@ -46,7 +50,6 @@ def test_connection_strategy_becomes_lazy_unless_set(tmp_path: Path) -> None:
         a.done()
 
 
-
 def test_an_explicit_connection_strategy_is_respected(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -60,9 +63,7 @@ def test_an_explicit_connection_strategy_is_respected(
         b.done()
 
 
-def test_invalid_option_raises_options_error(
-    addon: tuple[ReplayAddon, taddons.context]
-) -> None:
+def test_invalid_option_raises_options_error(addon: tuple[ReplayAddon, taddons.context]) -> None:
     a, tctx = addon
     with pytest.raises(exceptions.OptionsError, match="replay_speed"):
         tctx.configure(a, replay_speed="-3")
@@ -83,7 +84,7 @@ def test_miss_answers_404_in_openai_shape(addon: tuple[ReplayAddon, taddons.cont
 
 
 def test_anthropic_miss_uses_anthropic_error_shape(
-    addon: tuple[ReplayAddon, taddons.context]
+    addon: tuple[ReplayAddon, taddons.context],
 ) -> None:
     a, _ = addon
     f = chat_flow(host="api.anthropic.com", path="/v1/messages")
@@ -94,7 +95,7 @@ def test_anthropic_miss_uses_anthropic_error_shape(
 
 
 def test_bad_namespace_header_is_refused_with_400(
-    addon: tuple[ReplayAddon, taddons.context]
+    addon: tuple[ReplayAddon, taddons.context],
 ) -> None:
     a, _ = addon
     f = chat_flow(x_replay_cassette="a/../../b")
@@ -103,10 +104,12 @@ def test_bad_namespace_header_is_refused_with_400(
     assert f.response.headers["x-replay"] == "error"
 
 
-@pytest.mark.parametrize(("host", "path"), [("pypi.org", "/simple/x/"),
-                                            ("example.com", "/api/users")])
-def test_other_traffic_is_not_touched(addon: tuple[ReplayAddon, taddons.context],
-                                      host: str, path: str) -> None:
+@pytest.mark.parametrize(
+    ("host", "path"), [("pypi.org", "/simple/x/"), ("example.com", "/api/users")]
+)
+def test_other_traffic_is_not_touched(
+    addon: tuple[ReplayAddon, taddons.context], host: str, path: str
+) -> None:
     a, _ = addon
     f = chat_flow(host=host, path=path)
     asyncio.run(a.request(f))
@@ -138,7 +141,7 @@ def test_record_mode_taps_the_stream_and_marks_headers(
     f.response.stream(b"")
     a.response(f)
     assert a.engine is not None
-    a.engine.store.flush()
+    a.engine.flush()
     [path] = list(tmp_path.rglob("*.zst"))
     assert path.name == f"{f.response.headers['x-replay-fingerprint']}.0.zst"
 
@@ -157,5 +160,5 @@ def test_record_mode_does_not_store_an_aborted_stream(
     f.error = tflow.terr()
     a.error(f)
     assert a.engine is not None
-    a.engine.store.flush()
+    a.engine.flush()
     assert list(tmp_path.rglob("*.zst")) == []

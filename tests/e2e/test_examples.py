@@ -58,39 +58,74 @@ def curl(command: str, env: dict[str, str]) -> tuple[dict[str, str], bytes]:
     """Run a README curl command (plus `-D -` to see the headers) with `env`."""
     done = subprocess.run(
         ["bash", "-c", command + " -D - --suppress-connect-headers --max-time 10"],
-        capture_output=True, env=subprocess_env(env), timeout=20, check=True)
+        capture_output=True,
+        env=subprocess_env(env),
+        timeout=20,
+        check=True,
+    )
     head, _, body = done.stdout.partition(b"\r\n\r\n")
     headers = dict(
         (k.strip().lower(), v.strip())
-        for k, _, v in (line.decode().partition(":") for line in head.splitlines()[1:]))
+        for k, _, v in (line.decode().partition(":") for line in head.splitlines()[1:])
+    )
     return headers, body
 
 
 def test_readme_and_make_run_examples_hit_the_shipped_cassettes(
-    proxy_factory: ProxyFactory, proxy_env: ProxyEnv, bundle: Path, confdir: Path,
-    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    proxy_factory: ProxyFactory,
+    proxy_env: ProxyEnv,
+    bundle: Path,
+    confdir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert len(shipped()) == 3, "run `make cassettes`"
     report = tmp_path / "report.jsonl"
-    proxy = proxy_factory("-s", "addons/replay.py", "--set", f"replay_dir={STORE}",
-                          "--set", f"replay_report={report}", upstream_port=None)
+    proxy = proxy_factory(
+        "-s",
+        "addons/replay.py",
+        "--set",
+        f"replay_dir={STORE}",
+        "--set",
+        f"replay_report={report}",
+        upstream_port=None,
+    )
     commands = curl_commands(readme_block("sh"))
     assert len(commands) == 2
 
     # What `make run` prints: the README's first curl command, and lines that work as
     # printed (run in the background while the rest runs: a python start-up takes a second).
     printed = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "run_demo.py"), "--print-only",
-         "--port", str(proxy.port), "--confdir", str(confdir)],
-        capture_output=True, text=True, timeout=30, check=True, env=subprocess_env({}),
+        [
+            sys.executable,
+            str(ROOT / "tools" / "run_demo.py"),
+            "--print-only",
+            "--port",
+            str(proxy.port),
+            "--confdir",
+            str(confdir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+        env=subprocess_env({}),
     ).stdout
     assert curl_commands(printed) == commands[:1]
-    script = "\n".join(line for line in printed.splitlines()
-                       if line.startswith(("export ", "curl ", "  -d ", "python3 ")))
+    script = "\n".join(
+        line
+        for line in printed.splitlines()
+        if line.startswith(("export ", "curl ", "  -d ", "python3 "))
+    )
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    shell = subprocess.Popen(["bash", "-euc", script], stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                             env=subprocess_env({"PATH": path}))
+    shell = subprocess.Popen(
+        ["bash", "-euc", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env=subprocess_env({"PATH": path}),
+    )
     try:
         check_readme_examples(commands, client_env(proxy, bundle), proxy_env, proxy, capsys)
         check_sdk_headers_and_timing()
@@ -107,8 +142,13 @@ def test_readme_and_make_run_examples_hit_the_shipped_cassettes(
     assert {line["fingerprint"] for line in lines} == set(shipped())  # no unused cassette
 
 
-def check_readme_examples(commands: list[str], env: dict[str, str], proxy_env: ProxyEnv,
-                          proxy: Proxy, capsys: pytest.CaptureFixture[str]) -> None:
+def check_readme_examples(
+    commands: list[str],
+    env: dict[str, str],
+    proxy_env: ProxyEnv,
+    proxy: Proxy,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """The README's curl commands and python block, verbatim."""
     headers, body = curl(commands[0], env)
     assert headers["x-replay"] == "hit"
@@ -130,12 +170,15 @@ def check_sdk_headers_and_timing() -> None:
 
     with openai.OpenAI(api_key="sk-not-needed-for-replay", max_retries=0) as client:
         raw = client.chat.completions.with_raw_response.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "Say hello"}])
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "Say hello"}]
+        )
         assert raw.headers["x-replay"] == "hit"
         assert raw.parse().choices[0].message.content == HELLO
         raw_stream = client.chat.completions.with_raw_response.create(
-            model="gpt-4o-mini", stream=True,
-            messages=[{"role": "user", "content": "Count to five"}])
+            model="gpt-4o-mini",
+            stream=True,
+            messages=[{"role": "user", "content": "Count to five"}],
+        )
         assert raw_stream.headers["x-replay"] == "hit"
         pieces, times = [], []
         with raw_stream.parse() as stream:

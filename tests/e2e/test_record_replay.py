@@ -31,20 +31,33 @@ CHAT_URL = "https://api.openai.com/v1/chat/completions"
 OPENAI_KEY = "sk-proj-Test0123456789abcdefghijklmnop"
 
 
-def replay_proxy(factory: ProxyFactory, mode: str, store: Path, upstream_port: int | None,
-                 *extra: str) -> Proxy:
-    return factory("-s", "addons/replay.py", "--set", f"replay_mode={mode}",
-                   "--set", f"replay_dir={store}", *extra, upstream_port=upstream_port)
+def replay_proxy(
+    factory: ProxyFactory, mode: str, store: Path, upstream_port: int | None, *extra: str
+) -> Proxy:
+    return factory(
+        "-s",
+        "addons/replay.py",
+        "--set",
+        f"replay_mode={mode}",
+        "--set",
+        f"replay_dir={store}",
+        *extra,
+        upstream_port=upstream_port,
+    )
 
 
 def chat_body(text: str, stream: bool = False) -> bytes:
-    return json.dumps({"model": "gpt-4o-mini", "stream": stream,
-                       "messages": [{"role": "user", "content": text}]}).encode()
+    return json.dumps(
+        {"model": "gpt-4o-mini", "stream": stream, "messages": [{"role": "user", "content": text}]}
+    ).encode()
 
 
 def post(proxy: Proxy, bundle: Path, body: bytes, **headers: str) -> RawResponse:
-    hdrs = {"content-type": "application/json", "authorization": f"Bearer {OPENAI_KEY}",
-            **{k.replace("_", "-"): v for k, v in headers.items()}}
+    hdrs = {
+        "content-type": "application/json",
+        "authorization": f"Bearer {OPENAI_KEY}",
+        **{k.replace("_", "-"): v for k, v in headers.items()},
+    }
     return fetch(CHAT_URL, proxy_port=proxy.port, cafile=bundle, headers=hdrs, body=body)
 
 
@@ -89,13 +102,13 @@ def test_streams_and_json_replay_byte_for_byte_offline(
     fake_upstream.stop()
 
     with ConnectionCounter(fake_upstream.port) as counter:
-        play = replay_proxy(proxy_factory, "replay", store, counter.port,
-                            "--set", "replay_speed=0")
+        play = replay_proxy(proxy_factory, "replay", store, counter.port, "--set", "replay_speed=0")
         replayed = [post(play, bundle, body, **h) for body, h in cases]
         for rec_resp, rep_resp in zip(recorded, replayed, strict=True):
             assert rep_resp.header("x-replay") == "hit"
             assert rep_resp.header("x-replay-fingerprint") == rec_resp.header(
-                "x-replay-fingerprint")
+                "x-replay-fingerprint"
+            )
             assert_same_as_recorded(rec_resp, rep_resp)
         assert counter.count() == 0
     assert json.loads(gzip.decompress(replayed[3].body))["object"] == "chat.completion"
@@ -108,25 +121,48 @@ def test_secrets_never_reach_the_disk(
     rec = replay_proxy(proxy_factory, "record", store, fake_upstream.port)
     # The fake echoes the last user message: the secret sits in an earlier one, since
     # response bodies are stored byte-exact (replay verify reports keys found there).
-    body = json.dumps({"model": "gpt-4o-mini", "messages": [
-        {"role": "user", "content": "my other key is sk-ant-api03-Secret0123456789abcdefghij"},
-        {"role": "user", "content": "hello"}]}).encode()
+    body = json.dumps(
+        {
+            "model": "gpt-4o-mini",
+            "messages": [
+                {
+                    "role": "user",
+                    "content": "my other key is sk-ant-api03-Secret0123456789abcdefghij",
+                },
+                {"role": "user", "content": "hello"},
+            ],
+        }
+    ).encode()
     url = CHAT_URL + "?key=AIzaSyTest0123456789abcdefghijklmnopqrs&api-version=2024-10-21"
-    fetch(url, proxy_port=rec.port, cafile=bundle, body=body,
-          headers={"authorization": f"Bearer {OPENAI_KEY}", "x-api-key": "hunter2-secret",
-                   "cookie": "session=cookie-secret", "content-type": "application/json"})
+    fetch(
+        url,
+        proxy_port=rec.port,
+        cafile=bundle,
+        body=body,
+        headers={
+            "authorization": f"Bearer {OPENAI_KEY}",
+            "x-api-key": "hunter2-secret",
+            "cookie": "session=cookie-secret",
+            "content-type": "application/json",
+        },
+    )
     assert rec.stop() == 0
     [path] = stored_files(store)
     text = decompressed(path).decode()
-    for secret in [OPENAI_KEY, "Secret0123456789", "AIzaSyTest0123", "hunter2-secret",
-                   "cookie-secret", *SECRET_RESPONSE_HEADERS.values()]:
+    for secret in [
+        OPENAI_KEY,
+        "Secret0123456789",
+        "AIzaSyTest0123",
+        "hunter2-secret",
+        "cookie-secret",
+        *SECRET_RESPONSE_HEADERS.values(),
+    ]:
         assert secret not in text, secret
     assert "api-version" in text and "<redacted" in text
 
 
 def test_openai_sdk_stream_replays_in_order_and_last_repeats(
-    fake_upstream: FakeUpstream, proxy_factory: ProxyFactory, proxy_env: ProxyEnv,
-    tmp_path: Path
+    fake_upstream: FakeUpstream, proxy_factory: ProxyFactory, proxy_env: ProxyEnv, tmp_path: Path
 ) -> None:
     import openai
 
@@ -137,11 +173,14 @@ def test_openai_sdk_stream_replays_in_order_and_last_repeats(
         with openai.OpenAI(api_key=OPENAI_KEY, max_retries=0) as client:
             for _ in range(n):
                 stream = client.chat.completions.create(
-                    model="gpt-4o-mini", stream=True,
-                    messages=[{"role": "user", "content": "again"}])
+                    model="gpt-4o-mini",
+                    stream=True,
+                    messages=[{"role": "user", "content": "again"}],
+                )
                 with stream:
-                    answers.append("".join(c.choices[0].delta.content or ""
-                                           for c in stream if c.choices))
+                    answers.append(
+                        "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+                    )
         return answers
 
     proxy_env(replay_proxy(proxy_factory, "record", store, fake_upstream.port))
@@ -153,8 +192,7 @@ def test_openai_sdk_stream_replays_in_order_and_last_repeats(
 
 
 def test_anthropic_and_gemini_sdks_replay(
-    fake_upstream: FakeUpstream, proxy_factory: ProxyFactory, proxy_env: ProxyEnv,
-    tmp_path: Path
+    fake_upstream: FakeUpstream, proxy_factory: ProxyFactory, proxy_env: ProxyEnv, tmp_path: Path
 ) -> None:
     import anthropic
     from google import genai
@@ -164,17 +202,24 @@ def test_anthropic_and_gemini_sdks_replay(
     def run() -> dict[str, Any]:
         out: dict[str, Any] = {}
         with anthropic.Anthropic(api_key="sk-ant-test-0000000000000", max_retries=0) as client:
-            with client.messages.stream(model="claude-rig-test", max_tokens=64,
-                                        messages=[{"role": "user", "content": "hi claude"}]) as s:
+            with client.messages.stream(
+                model="claude-rig-test",
+                max_tokens=64,
+                messages=[{"role": "user", "content": "hi claude"}],
+            ) as s:
                 out["anthropic_stream"] = s.get_final_text()
-            msg = client.messages.create(model="claude-rig-test", max_tokens=64,
-                                         messages=[{"role": "user", "content": "plain"}])
+            msg = client.messages.create(
+                model="claude-rig-test",
+                max_tokens=64,
+                messages=[{"role": "user", "content": "plain"}],
+            )
             out["anthropic"] = msg.content[0].text  # type: ignore[union-attr]
         gem = genai.Client(api_key="AIza-test-0000000000000000000000")
         out["gemini"] = gem.models.generate_content(model="gemini-rig", contents="hi gem").text
         out["gemini_stream"] = "".join(
-            c.text or "" for c in gem.models.generate_content_stream(model="gemini-rig",
-                                                                     contents="stream gem"))
+            c.text or ""
+            for c in gem.models.generate_content_stream(model="gemini-rig", contents="stream gem")
+        )
         return out
 
     proxy_env(replay_proxy(proxy_factory, "record", store, fake_upstream.port))
@@ -203,7 +248,8 @@ def test_http2_client_gets_the_recorded_chunks(
             return r.http_version, seen, chunks
 
     version, rec_headers, rec_chunks = stream(
-        replay_proxy(proxy_factory, "record", store, fake_upstream.port))
+        replay_proxy(proxy_factory, "record", store, fake_upstream.port)
+    )
     assert version == "HTTP/2"
     proxy_factory.stop_all()
     fake_upstream.stop()
@@ -214,32 +260,59 @@ def test_http2_client_gets_the_recorded_chunks(
 
 
 def test_requests_curl_and_reverse_mode_share_fingerprints(
-    fake_upstream: FakeUpstream, proxy_factory: ProxyFactory, proxy_env: ProxyEnv,
-    tmp_path: Path
+    fake_upstream: FakeUpstream, proxy_factory: ProxyFactory, proxy_env: ProxyEnv, tmp_path: Path
 ) -> None:
     store = tmp_path / "cassettes"
     body = chat_body("shared", stream=True)
     env = proxy_env(replay_proxy(proxy_factory, "record", store, fake_upstream.port))
-    recorded = requests.post(CHAT_URL, data=body, timeout=10,
-                             headers={"content-type": "application/json"})
+    recorded = requests.post(
+        CHAT_URL, data=body, timeout=10, headers={"content-type": "application/json"}
+    )
     assert recorded.headers["x-replay"] == "recorded"
     proxy_factory.stop_all()
     fake_upstream.stop()
 
     env = proxy_env(replay_proxy(proxy_factory, "replay", store, None))
     curl = subprocess.run(
-        ["curl", "-q", "-sS", "-D", "-", "--suppress-connect-headers", "--max-time", "10",
-         CHAT_URL, "-H",
-         "content-type: application/json", "--data-binary", body.decode()],
-        capture_output=True, env=subprocess_env(env), check=True, timeout=20)
+        [
+            "curl",
+            "-q",
+            "-sS",
+            "-D",
+            "-",
+            "--suppress-connect-headers",
+            "--max-time",
+            "10",
+            CHAT_URL,
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            body.decode(),
+        ],
+        capture_output=True,
+        env=subprocess_env(env),
+        check=True,
+        timeout=20,
+    )
     head, _, curl_body = curl.stdout.partition(b"\r\n\r\n")
     assert b"x-replay: hit" in head and curl_body == recorded.content
 
-    reverse = proxy_factory("-s", "addons/replay.py", "--set", f"replay_dir={store}",
-                            "--mode", "reverse:https://api.openai.com", upstream_port=None)
+    reverse = proxy_factory(
+        "-s",
+        "addons/replay.py",
+        "--set",
+        f"replay_dir={store}",
+        "--mode",
+        "reverse:https://api.openai.com",
+        upstream_port=None,
+    )
     proxy_env(None)
-    via_reverse = httpx.post(f"{reverse.url}/v1/chat/completions", content=body,
-                             headers={"content-type": "application/json"}, timeout=10)
+    via_reverse = httpx.post(
+        f"{reverse.url}/v1/chat/completions",
+        content=body,
+        headers={"content-type": "application/json"},
+        timeout=10,
+    )
     assert via_reverse.headers["x-replay"] == "hit"
     assert via_reverse.headers["x-replay-fingerprint"] == recorded.headers["x-replay-fingerprint"]
     assert via_reverse.content == recorded.content
@@ -283,8 +356,9 @@ def test_speed_scales_the_recorded_timing(
     store = tmp_path / "cassettes"
     body = chat_body("slow stream", stream=True)
     knobs = {"x_fake_chunks": "8", "x_fake_gap_ms": "50"}
-    rec = post(replay_proxy(proxy_factory, "record", store, fake_upstream.port), bundle, body,
-               **knobs)
+    rec = post(
+        replay_proxy(proxy_factory, "record", store, fake_upstream.port), bundle, body, **knobs
+    )
     recorded_span = rec.times[-1] - rec.times[0]
     assert recorded_span >= 0.4
     proxy_factory.stop_all()
@@ -333,8 +407,16 @@ def test_report_corrupt_files_passthrough_and_forward(
     proxy.stop()
     first, _second = stored_files(store)
     first.write_bytes(b"not a cassette")
-    proxy = replay_proxy(proxy_factory, "replay", store, fake_upstream.port,
-                         "--set", "replay_miss=forward", "--set", f"replay_report={report}")
+    proxy = replay_proxy(
+        proxy_factory,
+        "replay",
+        store,
+        fake_upstream.port,
+        "--set",
+        "replay_miss=forward",
+        "--set",
+        f"replay_report={report}",
+    )
     outcomes = [post(proxy, bundle, chat_body(t)).header("x-replay") for t in ("one", "two")]
     assert sorted(outcomes) == ["forwarded", "hit"]  # the corrupt one is a miss
     proxy.wait_for_output(str(first.name), timeout=5)
@@ -349,26 +431,49 @@ def test_traffic_outside_llm_hosts_is_untouched(
     fake_upstream: FakeUpstream, proxy_factory: ProxyFactory, bundle: Path, tmp_path: Path
 ) -> None:
     proxy = replay_proxy(proxy_factory, "replay", tmp_path, None)
-    other = fetch(f"https://localhost:{fake_upstream.port}/not/llm", proxy_port=proxy.port,
-                  cafile=bundle, method="GET")
+    other = fetch(
+        f"https://localhost:{fake_upstream.port}/not/llm",
+        proxy_port=proxy.port,
+        cafile=bundle,
+        method="GET",
+    )
     assert other.status == 404 and other.header("x-replay") is None
     assert [r.path for r in fake_upstream.requests] == ["/not/llm"]
 
 
-@pytest.mark.parametrize(("option", "needle"), [
-    ("replay_speed=fast", "replay_speed"),
-    ("replay_mode=replya", "replay_mode"),
-    ("replay_mdoe=record", "unknown option replay_mdoe"),
-])
+@pytest.mark.parametrize(
+    ("option", "needle"),
+    [
+        ("replay_speed=fast", "replay_speed"),
+        ("replay_mode=replya", "replay_mode"),
+        ("replay_mdoe=record", "unknown option replay_mdoe"),
+    ],
+)
 def test_bad_options_stop_the_proxy_with_a_line_naming_them(
     option: str, needle: str, confdir: Path
 ) -> None:
     root = Path(__file__).resolve().parents[2]
     deadline = time.monotonic() + 30
     proc = subprocess.run(
-        [*_mitmdump(), "--set", f"confdir={confdir}", "--listen-host", "127.0.0.1", "-p", "0",
-         "-s", str(root / "addons" / "replay.py"), "--set", option],
-        capture_output=True, text=True, timeout=30, cwd="/", env=subprocess_env({}))
+        [
+            *_mitmdump(),
+            "--set",
+            f"confdir={confdir}",
+            "--listen-host",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "-s",
+            str(root / "addons" / "replay.py"),
+            "--set",
+            option,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd="/",
+        env=subprocess_env({}),
+    )
     assert time.monotonic() < deadline
     assert proc.returncode != 0
     assert needle in proc.stdout + proc.stderr
@@ -395,16 +500,17 @@ def test_many_http2_streams_on_one_connection_and_a_client_that_leaves(
     play = replay_proxy(proxy_factory, "replay", store, None)
 
     async def run() -> tuple[list[bytes], bytes]:
-        async with httpx.AsyncClient(proxy=play.url, verify=h2_first_context(bundle),
-                                     http2=True, timeout=20) as client:
+        async with httpx.AsyncClient(
+            proxy=play.url, verify=h2_first_context(bundle), http2=True, timeout=20
+        ) as client:
+
             async def one(body: bytes) -> bytes:
                 r = await client.post(CHAT_URL, content=body, headers=knobs)
                 assert r.http_version == "HTTP/2" and r.headers["x-replay"] == "hit"
                 return r.content
 
             async def leave_early() -> bytes:
-                async with client.stream("POST", CHAT_URL, content=bodies[0],
-                                         headers=knobs) as r:
+                async with client.stream("POST", CHAT_URL, content=bodies[0], headers=knobs) as r:
                     return await anext(r.aiter_raw())  # then the stream is dropped
 
             first = await leave_early()

@@ -115,8 +115,11 @@ def test_decoded_request_decodes_and_drops_framing_headers() -> None:
     encoded = gzip.compress(PLAIN)
     request = make_request(
         encoded,
-        (("Content-Type", "application/json"), ("Content-Encoding", "gzip"),
-         ("Content-Length", str(len(encoded)))),
+        (
+            ("Content-Type", "application/json"),
+            ("Content-Encoding", "gzip"),
+            ("Content-Length", str(len(encoded))),
+        ),
     )
     decoded = decoded_request(request)
     assert decoded.body == PLAIN
@@ -207,8 +210,10 @@ def test_parse_json_depth_limit() -> None:
         (Decimal("123"), "123"),
         (Decimal("-120"), "-12e1"),
         (Decimal("0.001"), "1e-3"),
-        (Decimal("12345678901234567890123456789012345678901234567890.5"),
-         "123456789012345678901234567890123456789012345678905e-1"),
+        (
+            Decimal("12345678901234567890123456789012345678901234567890.5"),
+            "123456789012345678901234567890123456789012345678905e-1",
+        ),
         (Decimal("1e999999999"), "1e999999999"),
         (7, "7"),
         (-3000, "-3e3"),
@@ -290,9 +295,17 @@ DOC = {
     [
         (("user",), {k: v for k, v in DOC.items() if k != "user"}),
         (("metadata.trace_id",), {**DOC, "metadata": {"keep": 1}}),
-        (("messages.*.name",), {**DOC, "messages": [
-            {"role": "system", "content": "s"}, {"role": "user", "content": "c"},
-            {"role": "user", "content": "d"}]}),
+        (
+            ("messages.*.name",),
+            {
+                **DOC,
+                "messages": [
+                    {"role": "system", "content": "s"},
+                    {"role": "user", "content": "c"},
+                    {"role": "user", "content": "d"},
+                ],
+            },
+        ),
         (("messages.0",), {**DOC, "messages": DOC["messages"][1:]}),  # type: ignore[index]
         (("messages.0", "messages.1"), {**DOC, "messages": DOC["messages"][2:]}),  # type: ignore[index]
         (("messages.*",), {**DOC, "messages": []}),
@@ -307,8 +320,16 @@ def test_remove_paths(paths: tuple[str, ...], expected: object) -> None:
 
 @pytest.mark.parametrize(
     "paths",
-    [("nope",), ("metadata.nope",), ("model.deeper",), ("messages.7",), ("messages.x",),
-     ("messages.00",), ("messages.-1",), ("user.*",)],
+    [
+        ("nope",),
+        ("metadata.nope",),
+        ("model.deeper",),
+        ("messages.7",),
+        ("messages.x",),
+        ("messages.00",),
+        ("messages.-1",),
+        ("user.*",),
+    ],
 )
 def test_remove_paths_that_name_nothing_are_no_ops(paths: tuple[str, ...]) -> None:
     assert remove_paths(DOC, paths) == DOC
@@ -345,10 +366,14 @@ def multipart(boundary: str, parts: list[tuple[str, bytes]], preamble: bytes = b
 
 PARTS = [
     ('Content-Disposition: form-data; name="purpose"', b"fine-tune"),
-    ('Content-Disposition: form-data; name="file"; filename="a.png"\r\n'
-     "Content-Type: image/png", PNG),
-    ('Content-Disposition: form-data; name="meta"\r\nContent-Type: application/json',
-     b'{"b": 1.0, "a": 2}'),
+    (
+        'Content-Disposition: form-data; name="file"; filename="a.png"\r\nContent-Type: image/png',
+        PNG,
+    ),
+    (
+        'Content-Disposition: form-data; name="meta"\r\nContent-Type: application/json',
+        b'{"b": 1.0, "a": 2}',
+    ),
     ('Content-Disposition: form-data; name="empty"', b""),
 ]
 
@@ -357,12 +382,19 @@ def test_multipart_parts_in_order_with_canonical_bodies() -> None:
     body = multipart("XyZ123", PARTS)
     parts = multipart_parts(body, "multipart/form-data; boundary=XyZ123")
     assert parts == [
-        {"name": "purpose", "filename": None, "content_type": None,
-         "body": {"text": "fine-tune"}},
-        {"name": "file", "filename": "a.png", "content_type": "image/png",
-         "body": {"sha256": hashlib.sha256(PNG).hexdigest()}},
-        {"name": "meta", "filename": None, "content_type": "application/json",
-         "body": {"json": {"a": Decimal(2), "b": Decimal(1)}}},
+        {"name": "purpose", "filename": None, "content_type": None, "body": {"text": "fine-tune"}},
+        {
+            "name": "file",
+            "filename": "a.png",
+            "content_type": "image/png",
+            "body": {"sha256": hashlib.sha256(PNG).hexdigest()},
+        },
+        {
+            "name": "meta",
+            "filename": None,
+            "content_type": "application/json",
+            "body": {"json": {"a": Decimal(2), "b": Decimal(1)}},
+        },
         {"name": "empty", "filename": None, "content_type": None, "body": {"empty": True}},
     ]
 
@@ -378,11 +410,17 @@ def test_multipart_parts_do_not_depend_on_boundary_preamble_or_quoting() -> None
 
 
 def test_multipart_parts_filename_star_and_folded_headers() -> None:
-    body = multipart("b", [
-        ("Content-Disposition: form-data; name=\"f\";\r\n filename*=UTF-8''%C3%A9t%C3%A9.txt",
-         b"x"),
-        ("X-Other: 1", b"no disposition"),
-    ])
+    body = multipart(
+        "b",
+        [
+            (
+                'Content-Disposition: form-data; name="f";\r\n'
+                " filename*=UTF-8''%C3%A9t%C3%A9.txt",
+                b"x",
+            ),
+            ("X-Other: 1", b"no disposition"),
+        ],
+    )
     parts = multipart_parts(body, "multipart/related; boundary=b")
     assert parts is not None
     assert (parts[0]["name"], parts[0]["filename"]) == ("f", "été.txt")

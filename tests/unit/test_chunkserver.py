@@ -9,18 +9,30 @@ from replay.models import Chunk
 from replay.player import Framing, Playback
 
 
-def playback(chunks: list[bytes], framing: Framing = Framing.CHUNKED,
-             offsets: list[float] | None = None) -> Playback:
+def playback(
+    chunks: list[bytes], framing: Framing = Framing.CHUNKED, offsets: list[float] | None = None
+) -> Playback:
     offs = offsets or [0.0] * len(chunks)
-    frame = ("Transfer-Encoding", "chunked") if framing is Framing.CHUNKED else (
-        "content-length", str(sum(map(len, chunks))))
-    return Playback(200, "OK", (("Content-Type", "text/event-stream"), frame, ("X-Id", "a")),
-                    0.0, tuple(Chunk(o, c) for o, c in zip(offs, chunks, strict=True)), framing)
+    frame = (
+        ("Transfer-Encoding", "chunked")
+        if framing is Framing.CHUNKED
+        else ("content-length", str(sum(map(len, chunks))))
+    )
+    return Playback(
+        200,
+        "OK",
+        (("Content-Type", "text/event-stream"), frame, ("X-Id", "a")),
+        0.0,
+        tuple(Chunk(o, c) for o, c in zip(offs, chunks, strict=True)),
+        framing,
+    )
 
 
 def request(job: str, body: bytes = b'{"x": 1}') -> bytes:
-    return (f"POST /v1/chat/completions HTTP/1.1\r\nHost: api.openai.com\r\n{JOB_HEADER}: {job}\r\n"
-            f"content-length: {len(body)}\r\n\r\n").encode() + body
+    return (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: api.openai.com\r\n{JOB_HEADER}: {job}\r\n"
+        f"content-length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
 async def read_head(reader: asyncio.StreamReader) -> list[str]:
@@ -48,8 +60,12 @@ def test_each_recorded_chunk_is_its_own_http_chunk_and_head_is_verbatim() -> Non
             reader, writer = await asyncio.open_connection("127.0.0.1", server.port_for("c1"))
             writer.write(request(job))
             head = await read_head(reader)
-            assert head == ["HTTP/1.1 200 OK", "Content-Type: text/event-stream",
-                            "Transfer-Encoding: chunked", "X-Id: a"]
+            assert head == [
+                "HTTP/1.1 200 OK",
+                "Content-Type: text/event-stream",
+                "Transfer-Encoding: chunked",
+                "X-Id: a",
+            ]
             assert await read_chunks(reader) == events
             # keep-alive: a second job on the same connection
             job2 = server.register(playback([b"x", b"y"]), asyncio.get_running_loop().time())
@@ -111,8 +127,9 @@ def test_a_client_that_leaves_ends_its_own_stream_only() -> None:
         try:
             loop = asyncio.get_running_loop()
             # This stream's second chunk is due in an hour: the client leaves before it.
-            slow = server.register(playback([b"first", b"later"], offsets=[0.0, 3600.0]),
-                                   loop.time())
+            slow = server.register(
+                playback([b"first", b"later"], offsets=[0.0, 3600.0]), loop.time()
+            )
             r1, w1 = await asyncio.open_connection("127.0.0.1", server.ports[0])
             w1.write(request(slow))
             await read_head(r1)
@@ -151,8 +168,12 @@ def test_chunked_request_bodies_are_drained() -> None:
         try:
             job = server.register(playback([b"a", b"b"]), 0.0)
             reader, writer = await asyncio.open_connection("127.0.0.1", server.ports[0])
-            writer.write((f"POST / HTTP/1.1\r\n{JOB_HEADER}: {job}\r\n"
-                          "transfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n").encode())
+            writer.write(
+                (
+                    f"POST / HTTP/1.1\r\n{JOB_HEADER}: {job}\r\n"
+                    "transfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+                ).encode()
+            )
             await read_head(reader)
             assert await read_chunks(reader) == [b"a", b"b"]
             writer.close()

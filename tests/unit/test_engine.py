@@ -16,40 +16,57 @@ from replay.store import Store
 S, F, X = Action.SERVE, Action.FORWARD, Action.FAIL
 
 
-@pytest.mark.parametrize(("mode", "miss", "stored", "expected"), [
-    (Mode.REPLAY, MissPolicy.ERROR, True, (S, False)),
-    (Mode.REPLAY, MissPolicy.ERROR, False, (X, False)),
-    (Mode.REPLAY, MissPolicy.SYNTHETIC, False, (X, False)),
-    (Mode.REPLAY, MissPolicy.FORWARD, False, (F, False)),
-    (Mode.REPLAY, MissPolicy.FORWARD, True, (S, False)),
-    (Mode.RECORD, MissPolicy.ERROR, True, (F, True)),
-    (Mode.RECORD, MissPolicy.ERROR, False, (F, True)),
-    (Mode.AUTO, MissPolicy.ERROR, True, (S, False)),
-    (Mode.AUTO, MissPolicy.ERROR, False, (F, True)),
-    (Mode.PASSTHROUGH, MissPolicy.ERROR, True, (F, False)),
-    (Mode.PASSTHROUGH, MissPolicy.FORWARD, False, (F, False)),
-])
-def test_mode_table(mode: Mode, miss: MissPolicy, stored: bool,
-                    expected: tuple[Action, bool]) -> None:
+@pytest.mark.parametrize(
+    ("mode", "miss", "stored", "expected"),
+    [
+        (Mode.REPLAY, MissPolicy.ERROR, True, (S, False)),
+        (Mode.REPLAY, MissPolicy.ERROR, False, (X, False)),
+        (Mode.REPLAY, MissPolicy.SYNTHETIC, False, (X, False)),
+        (Mode.REPLAY, MissPolicy.FORWARD, False, (F, False)),
+        (Mode.REPLAY, MissPolicy.FORWARD, True, (S, False)),
+        (Mode.RECORD, MissPolicy.ERROR, True, (F, True)),
+        (Mode.RECORD, MissPolicy.ERROR, False, (F, True)),
+        (Mode.AUTO, MissPolicy.ERROR, True, (S, False)),
+        (Mode.AUTO, MissPolicy.ERROR, False, (F, True)),
+        (Mode.PASSTHROUGH, MissPolicy.ERROR, True, (F, False)),
+        (Mode.PASSTHROUGH, MissPolicy.FORWARD, False, (F, False)),
+    ],
+)
+def test_mode_table(
+    mode: Mode, miss: MissPolicy, stored: bool, expected: tuple[Action, bool]
+) -> None:
     assert decide_action(mode, miss, stored) == expected
 
 
 def chat(content: str, key: str = "sk-proj-abcdefghijklmnopqrstuvwxyz012345") -> Request:
     body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}]})
-    return Request("POST", "https", "api.openai.com", 443, "/v1/chat/completions", (),
-                   (("Authorization", f"Bearer {key}"), ("content-type", "application/json")),
-                   body.encode())
+    return Request(
+        "POST",
+        "https",
+        "api.openai.com",
+        443,
+        "/v1/chat/completions",
+        (),
+        (("Authorization", f"Bearer {key}"), ("content-type", "application/json")),
+        body.encode(),
+    )
 
 
-HEAD = ResponseHead(200, "OK", "HTTP/1.1", (("content-type", "text/event-stream"),
-                                             ("set-cookie", "__cf_bm=secret"),
-                                             ("transfer-encoding", "chunked")))
+HEAD = ResponseHead(
+    200,
+    "OK",
+    "HTTP/1.1",
+    (
+        ("content-type", "text/event-stream"),
+        ("set-cookie", "__cf_bm=secret"),
+        ("transfer-encoding", "chunked"),
+    ),
+)
 CHUNKS = (Chunk(0.0, b"data: a\n\n"), Chunk(0.05, b"data: [DONE]\n\n"))
 
 
 def engine(tmp_path: Path, mode: Mode, **kw: object) -> Engine:
-    settings = Settings.from_options({"replay_mode": mode.value, "replay_dir": str(tmp_path),
-                                      **kw})
+    settings = Settings.from_options({"replay_mode": mode.value, "replay_dir": str(tmp_path), **kw})
     return Engine(settings)
 
 

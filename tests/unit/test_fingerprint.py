@@ -66,7 +66,14 @@ def test_fingerprint_is_64_hex_with_version_and_material() -> None:
     assert re.fullmatch(r"[0-9a-f]{64}", result.hex)
     assert result.version == FINGERPRINT_VERSION == 1
     assert list(result.material) == [
-        "v", "method", "scheme", "authority", "path", "query", "headers", "body"
+        "v",
+        "method",
+        "scheme",
+        "authority",
+        "path",
+        "query",
+        "headers",
+        "body",
     ]
     assert result.hex == hashlib.sha256(canonical_json(result.material).encode()).hexdigest()
 
@@ -89,8 +96,12 @@ def test_pinned_vector() -> None:
         method="post",
         host="API.OpenAI.com",
         query=(("key", "secret"), ("a", "1")),
-        headers=(("Authorization", f"Bearer {OPENAI_KEY}"), ("User-Agent", "x"),
-                 ("Anthropic-Version", "2023-06-01"), ("Content-Type", "application/json")),
+        headers=(
+            ("Authorization", f"Bearer {OPENAI_KEY}"),
+            ("User-Agent", "x"),
+            ("Anthropic-Version", "2023-06-01"),
+            ("Content-Type", "application/json"),
+        ),
     )
     result = fingerprint(request, NO_POLICY)
     assert canonical_json(result.material) == PINNED_CANONICAL
@@ -120,8 +131,13 @@ def test_material_holds_parsed_values() -> None:
 
 def test_secret_headers_do_not_matter() -> None:
     a = chat(headers=(("Authorization", f"Bearer {OPENAI_KEY}"), ("OpenAI-Organization", "o1")))
-    b = chat(headers=(("authorization", f"Bearer {OTHER_OPENAI_KEY}"), ("x-api-key", "k"),
-                      ("Cookie", "c=1")))
+    b = chat(
+        headers=(
+            ("authorization", f"Bearer {OTHER_OPENAI_KEY}"),
+            ("x-api-key", "k"),
+            ("Cookie", "c=1"),
+        )
+    )
     assert fp(a) == fp(b) == fp(chat())
 
 
@@ -141,8 +157,9 @@ def test_key_shaped_strings_in_the_body_do_not_matter() -> None:
 
 def test_key_shaped_strings_in_path_and_query_values_do_not_matter() -> None:
     a = make_request(path=f"/v1/x/{OPENAI_KEY}", query=(("q", OPENAI_KEY),), method="GET")
-    b = make_request(path=f"/v1/x/{OTHER_OPENAI_KEY}", query=(("q", OTHER_OPENAI_KEY),),
-                     method="GET")
+    b = make_request(
+        path=f"/v1/x/{OTHER_OPENAI_KEY}", query=(("q", OTHER_OPENAI_KEY),), method="GET"
+    )
     assert fp(a) == fp(b)
 
 
@@ -157,8 +174,14 @@ def test_form_body_secrets_do_not_matter() -> None:
 
 def make_interaction(request: Request) -> Interaction:
     return Interaction(
-        Key("default", "0" * 64, 0), 1, (), request,
-        ResponseHead(200, "OK", "HTTP/1.1", ()), 0.1, (Chunk(0.0, b"{}"),), True,
+        Key("default", "0" * 64, 0),
+        1,
+        (),
+        request,
+        ResponseHead(200, "OK", "HTTP/1.1", ()),
+        0.1,
+        (Chunk(0.0, b"{}"),),
+        True,
         Provenance("2026-01-01T00:00:00Z", "openai", None, None, 200, "0.1.0"),
     )
 
@@ -170,8 +193,12 @@ def test_fingerprint_of_the_redacted_request_is_the_original(policy: Fingerprint
         gzip.compress(body),
         path=f"/v1/{OPENAI_KEY}",
         query=(("key", "s"), ("token", "t"), ("q", f"a {OPENAI_KEY}"), ("api-version", "1")),
-        headers=(("Authorization", "Bearer abc"), ("Content-Encoding", "gzip"),
-                 ("anthropic-beta", f"tools {OPENAI_KEY}"), ("Content-Type", "application/json")),
+        headers=(
+            ("Authorization", "Bearer abc"),
+            ("Content-Encoding", "gzip"),
+            ("anthropic-beta", f"tools {OPENAI_KEY}"),
+            ("Content-Type", "application/json"),
+        ),
     )
     stored = redact(make_interaction(request)).interaction.request
     assert OPENAI_KEY not in repr(stored)
@@ -241,7 +268,8 @@ def multipart_request(boundary: str, parts: list[tuple[str, str | None, bytes]])
         body += f"--{boundary}\r\n{head}\r\n\r\n".encode() + data + b"\r\n"
     body += f"--{boundary}--\r\n".encode()
     return make_request(
-        body, path="/v1/files",
+        body,
+        path="/v1/files",
         headers=(("Content-Type", f"multipart/form-data; boundary={boundary}"),),
     )
 
@@ -253,8 +281,10 @@ def test_multipart_boundary_does_not_matter_but_parts_do() -> None:
     assert fp(a) != fp(multipart_request("b", list(reversed(MULTIPART_PARTS))))
     changed = [MULTIPART_PARTS[0], (MULTIPART_PARTS[1][0], "application/jsonl", b'{"a": 2}\n')]
     assert fp(a) != fp(multipart_request("b", changed))
-    renamed = [MULTIPART_PARTS[0], (MULTIPART_PARTS[1][0].replace("train", "test"),
-                                    "application/jsonl", b'{"a": 1}\n')]
+    renamed = [
+        MULTIPART_PARTS[0],
+        (MULTIPART_PARTS[1][0].replace("train", "test"), "application/jsonl", b'{"a": 1}\n'),
+    ]
     assert fp(a) != fp(multipart_request("b", renamed))
     body = fingerprint(a, NO_POLICY).material["body"]
     assert isinstance(body, dict) and "multipart" in body
@@ -278,8 +308,9 @@ def zstd_stream(data: bytes) -> bytes:
 def test_content_encoded_body_equals_plain(coding: str, encode: object) -> None:
     plain = json.dumps(CHAT).encode()
     encoded = encode(plain)  # type: ignore[operator]
-    request = make_request(encoded, headers=(("Content-Encoding", coding),
-                                             ("Content-Length", str(len(encoded)))))
+    request = make_request(
+        encoded, headers=(("Content-Encoding", coding), ("Content-Length", str(len(encoded))))
+    )
     assert fp(request) == fp(make_request(plain))
 
 
@@ -328,9 +359,11 @@ def test_query_order_does_not_matter_but_values_and_repeats_do() -> None:
 
 @pytest.mark.parametrize(
     ("method", "path", "host"),
-    [("GET", "/v1/chat/completions", "api.openai.com"),
-     ("POST", "/v1/completions", "api.openai.com"),
-     ("POST", "/v1/chat/completions", "api.anthropic.com")],
+    [
+        ("GET", "/v1/chat/completions", "api.openai.com"),
+        ("POST", "/v1/completions", "api.openai.com"),
+        ("POST", "/v1/chat/completions", "api.anthropic.com"),
+    ],
 )
 def test_method_path_and_host_matter(method: str, path: str, host: str) -> None:
     assert fp(chat()) != fp(chat(method=method, path=path, host=host))
@@ -349,9 +382,16 @@ def test_header_allowlist() -> None:
 
 
 def test_non_allowlisted_headers_do_not_matter() -> None:
-    noisy = chat(headers=(("User-Agent", "OpenAI/Python 1.2"), ("X-Stainless-Retry-Count", "1"),
-                          ("x-stainless-os", "Linux"), ("Accept-Encoding", "gzip"),
-                          ("Content-Length", "999"), ("x-request-id", "r1")))
+    noisy = chat(
+        headers=(
+            ("User-Agent", "OpenAI/Python 1.2"),
+            ("X-Stainless-Retry-Count", "1"),
+            ("x-stainless-os", "Linux"),
+            ("Accept-Encoding", "gzip"),
+            ("Content-Length", "999"),
+            ("x-request-id", "r1"),
+        )
+    )
     assert fp(noisy) == fp(chat())
 
 
@@ -376,8 +416,13 @@ def test_repeated_allowlisted_header_values_are_joined_in_order() -> None:
 def test_decoded_request_keeps_the_fingerprint() -> None:
     plain = json.dumps(CHAT).encode()
     encoded = brotli.compress(plain)
-    request = chat(headers=(("Content-Encoding", "br"), ("Content-Length", str(len(encoded))),
-                            ("Content-Type", "application/json")))
+    request = chat(
+        headers=(
+            ("Content-Encoding", "br"),
+            ("Content-Length", str(len(encoded))),
+            ("Content-Type", "application/json"),
+        )
+    )
     request = replace(request, body=encoded)
     decoded = decoded_request(request)
     assert decoded.body == plain
@@ -400,10 +445,11 @@ def test_first_difference_none_when_equal() -> None:
     ("other", "expected"),
     [
         (chat({**CHAT, "model": "gpt-4o-mini"}), "body.json.model"),
-        (chat({**CHAT, "messages": [{"role": "user", "content": "yo"}]}),
-         "body.json.messages.0.content"),
-        (chat({**CHAT, "messages": [*MESSAGES, {"role": "user"}]}),
-         "body.json.messages.1"),
+        (
+            chat({**CHAT, "messages": [{"role": "user", "content": "yo"}]}),
+            "body.json.messages.0.content",
+        ),
+        (chat({**CHAT, "messages": [*MESSAGES, {"role": "user"}]}), "body.json.messages.1"),
         (chat({**CHAT, "stream": True}), "body.json.stream"),
         (chat(method="PUT", path="/other"), "method"),
         (chat(path="/v1/embeddings", port=8443), "authority"),

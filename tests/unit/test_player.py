@@ -14,8 +14,9 @@ REQ = Request("POST", "https", "api.openai.com", 443, "/v1/chat/completions", ()
 PROV = Provenance("2026-01-01T00:00:00Z", "openai", "m", None, 200, "0")
 
 
-def interaction(headers: list[tuple[str, str]], chunks: list[tuple[float, bytes]],
-                ttfb: float = 0.2) -> Interaction:
+def interaction(
+    headers: list[tuple[str, str]], chunks: list[tuple[float, bytes]], ttfb: float = 0.2
+) -> Interaction:
     return Interaction(
         key=Key("default", "f" * 64, 0),
         fingerprint_version=1,
@@ -33,8 +34,11 @@ SSE = [(0.0, b"data: 1\n\n"), (0.05, b"data: 2\n\n"), (0.1, b"data: [DONE]\n\n")
 
 
 def test_chunked_stream_keeps_every_chunk_and_header_order() -> None:
-    headers = [("Content-Type", "text/event-stream"), ("Transfer-Encoding", "chunked"),
-               ("X-Request-Id", "req_1")]
+    headers = [
+        ("Content-Type", "text/event-stream"),
+        ("Transfer-Encoding", "chunked"),
+        ("X-Request-Id", "req_1"),
+    ]
     p = plan(interaction(headers, SSE), speed=1.0, accept_encoding="gzip")
     assert p.streamed and p.framing is Framing.CHUNKED
     assert p.headers == tuple(headers)
@@ -43,8 +47,9 @@ def test_chunked_stream_keeps_every_chunk_and_header_order() -> None:
     assert p.ttfb == 0.2
 
 
-@pytest.mark.parametrize(("speed", "offsets", "ttfb"),
-                         [(2.0, [0.0, 0.025, 0.05], 0.1), (0.0, [0.0, 0.0, 0.0], 0.0)])
+@pytest.mark.parametrize(
+    ("speed", "offsets", "ttfb"), [(2.0, [0.0, 0.025, 0.05], 0.1), (0.0, [0.0, 0.0, 0.0], 0.0)]
+)
 def test_speed_scales_offsets_and_ttfb(speed: float, offsets: list[float], ttfb: float) -> None:
     p = plan(interaction([("transfer-encoding", "chunked")], SSE), speed, None)
     assert [c.offset for c in p.chunks] == offsets and p.ttfb == ttfb
@@ -59,8 +64,14 @@ def test_stream_recorded_over_http2_gets_chunked_framing() -> None:
 
 def test_content_length_body_keeps_length_and_timing() -> None:
     body = b'{"a": 1}'
-    p = plan(interaction([("Content-Length", "8"), ("Content-Type", "application/json")],
-                         [(0.0, body[:4]), (0.01, body[4:])]), 1.0, None)
+    p = plan(
+        interaction(
+            [("Content-Length", "8"), ("Content-Type", "application/json")],
+            [(0.0, body[:4]), (0.01, body[4:])],
+        ),
+        1.0,
+        None,
+    )
     assert p.framing is Framing.LENGTH and p.streamed
     assert p.headers == (("Content-Length", "8"), ("Content-Type", "application/json"))
 
@@ -83,8 +94,11 @@ def test_gzip_stream_decoded_chunk_by_chunk_when_client_refuses_it() -> None:
     events = [b"data: one\n\n", b"data: two\n\n", b"data: three\n\n"]
     pieces = [comp.compress(e) + comp.flush(zlib.Z_SYNC_FLUSH) for e in events]
     pieces[-1] += comp.flush()
-    h = [("content-type", "text/event-stream"), ("content-encoding", "gzip"),
-         ("transfer-encoding", "chunked")]
+    h = [
+        ("content-type", "text/event-stream"),
+        ("content-encoding", "gzip"),
+        ("transfer-encoding", "chunked"),
+    ]
     p = plan(interaction(h, [(i * 0.01, c) for i, c in enumerate(pieces)]), 1.0, "identity")
     assert [c.data for c in p.chunks] == events
     assert all(k.lower() != "content-encoding" for k, _ in p.headers)
@@ -103,16 +117,19 @@ def test_undecodable_body_is_sent_as_recorded() -> None:
     assert p.body == b"nope" and ("content-encoding", "gzip") in p.headers
 
 
-@pytest.mark.parametrize(("header", "coding", "expected"), [
-    ("gzip, deflate", "gzip", True),
-    ("gzip;q=0, br", "gzip", False),
-    ("br", "gzip", False),
-    ("*", "zstd", True),
-    ("*;q=0", "zstd", False),
-    (None, "gzip", False),
-    (None, "identity", True),
-    ("GZIP", "gzip", True),
-])
+@pytest.mark.parametrize(
+    ("header", "coding", "expected"),
+    [
+        ("gzip, deflate", "gzip", True),
+        ("gzip;q=0, br", "gzip", False),
+        ("br", "gzip", False),
+        ("*", "zstd", True),
+        ("*;q=0", "zstd", False),
+        (None, "gzip", False),
+        (None, "identity", True),
+        ("GZIP", "gzip", True),
+    ],
+)
 def test_accepts(header: str | None, coding: str, expected: bool) -> None:
     assert accepts(header, coding) is expected
 
@@ -120,9 +137,17 @@ def test_accepts(header: str | None, coding: str, expected: bool) -> None:
 def test_reason_phrase_is_kept_and_made_up_for_http2_recordings() -> None:
     blank = interaction([("content-length", "2")], [(0.0, b"{}")])
     assert plan(blank, 1.0, None).reason == "OK"  # the fixture's recorded reason
-    h1_empty = Interaction(**{**{f: getattr(blank, f) for f in blank.__slots__},
-                              "response": ResponseHead(200, "", "HTTP/1.1", ())})
+    h1_empty = Interaction(
+        **{
+            **{f: getattr(blank, f) for f in blank.__slots__},
+            "response": ResponseHead(200, "", "HTTP/1.1", ()),
+        }
+    )
     assert plan(h1_empty, 1.0, None).reason == ""
-    h2 = Interaction(**{**{f: getattr(blank, f) for f in blank.__slots__},
-                        "response": ResponseHead(429, "", "HTTP/2.0", ())})
+    h2 = Interaction(
+        **{
+            **{f: getattr(blank, f) for f in blank.__slots__},
+            "response": ResponseHead(429, "", "HTTP/2.0", ()),
+        }
+    )
     assert plan(h2, 1.0, None).reason == "Too Many Requests"

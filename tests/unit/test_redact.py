@@ -69,8 +69,15 @@ def test_google_fixture_has_the_real_length() -> None:
 
 def test_secret_headers_hold_the_documented_names() -> None:
     required = {
-        "authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key",
-        "cookie", "set-cookie", "openai-organization", "openai-project",
+        "authorization",
+        "proxy-authorization",
+        "x-api-key",
+        "api-key",
+        "x-goog-api-key",
+        "cookie",
+        "set-cookie",
+        "openai-organization",
+        "openai-project",
         "anthropic-organization-id",
     }
     assert required <= SECRET_HEADERS
@@ -81,8 +88,17 @@ def test_secret_headers_hold_the_documented_names() -> None:
 
 def test_secret_params_hold_the_documented_names() -> None:
     required = {
-        "key", "api_key", "api-key", "apikey", "access_token", "token", "client_secret",
-        "password", "sig", "signature", "x-goog-api-key",
+        "key",
+        "api_key",
+        "api-key",
+        "apikey",
+        "access_token",
+        "token",
+        "client_secret",
+        "password",
+        "sig",
+        "signature",
+        "x-goog-api-key",
     }
     assert required <= SECRET_PARAMS
     assert all(name == name.lower() for name in SECRET_PARAMS)
@@ -98,7 +114,11 @@ def test_docs_list_every_secret_header_param_and_kind() -> None:
 
 def test_key_pattern_kinds() -> None:
     assert set(KEY_PATTERNS) == {
-        "openai-key", "anthropic-key", "google-key", "aws-key-id", "bearer"
+        "openai-key",
+        "anthropic-key",
+        "google-key",
+        "aws-key-id",
+        "bearer",
     }
 
 
@@ -166,8 +186,7 @@ def test_keys_right_after_json_or_percent_escapes_are_found() -> None:
     document = json.dumps({"text": f"line one\n{OPENAI_PROJ}\t{AWS}\u00a0{GOOGLE}"})
     assert "\\n" + OPENAI_PROJ in document  # the raw JSON text glues the key to `\n`
     assert json.loads(scrub(document.encode())) == {
-        "text": "line one\n<redacted:openai-key>\t<redacted:aws-key-id>"
-                "\u00a0<redacted:google-key>"
+        "text": "line one\n<redacted:openai-key>\t<redacted:aws-key-id>\u00a0<redacted:google-key>"
     }
     assert scrub(f"auth=Bearer%20{JWT}&k=%3D{ANTHROPIC}".encode()) == (
         b"auth=Bearer%20<redacted:bearer>&k=%3D<redacted:anthropic-key>"
@@ -287,8 +306,13 @@ def test_redact_headers_replaces_values_and_keeps_names_order_and_case() -> None
 
 
 def test_redact_query_keeps_the_parameter_and_api_version() -> None:
-    query = (("api-version", "2024-06-01"), ("KEY", "abc"), ("alt", "sse"),
-             ("Api_Key", "x"), ("q", f"with {AWS}"))
+    query = (
+        ("api-version", "2024-06-01"),
+        ("KEY", "abc"),
+        ("alt", "sse"),
+        ("Api_Key", "x"),
+        ("q", f"with {AWS}"),
+    )
     assert redact_query(query) == (
         ("api-version", "2024-06-01"),
         ("KEY", "<redacted>"),
@@ -301,8 +325,7 @@ def test_redact_query_keeps_the_parameter_and_api_version() -> None:
 def test_redact_form_rewrites_secret_fields_only() -> None:
     body = b"grant_type=refresh_token&client_secret=s3cr3t&refresh_token=1%2F%2Fabc&scope=a+b&x"
     assert redact_form(body) == (
-        b"grant_type=refresh_token&client_secret=<redacted>&refresh_token=<redacted>"
-        b"&scope=a+b&x"
+        b"grant_type=refresh_token&client_secret=<redacted>&refresh_token=<redacted>&scope=a+b&x"
     )
     assert redact_form(b"Client%5FSecret=zzz") == b"Client%5FSecret=<redacted>"
 
@@ -329,24 +352,39 @@ def make_interaction(request: Request, chunks: tuple[Chunk, ...] = ()) -> Intera
         ignore=("user",),
         request=request,
         response=ResponseHead(
-            200, "OK", "HTTP/1.1",
-            (("Set-Cookie", "__cf_bm=abc; path=/"), ("openai-organization", "org-123"),
-             ("Content-Type", "application/json"), ("x-request-id", "req_1")),
+            200,
+            "OK",
+            "HTTP/1.1",
+            (
+                ("Set-Cookie", "__cf_bm=abc; path=/"),
+                ("openai-organization", "org-123"),
+                ("Content-Type", "application/json"),
+                ("x-request-id", "req_1"),
+            ),
         ),
         ttfb=0.25,
         chunks=chunks or (Chunk(0.0, b'{"ok": true}'),),
         complete=True,
-        provenance=Provenance("2026-01-01T00:00:00Z", "openai", "gpt-4o",
-                              f"my-app/1.0 {OPENAI_LEGACY}", 200, "0.1.0"),
+        provenance=Provenance(
+            "2026-01-01T00:00:00Z", "openai", "gpt-4o", f"my-app/1.0 {OPENAI_LEGACY}", 200, "0.1.0"
+        ),
     )
 
 
 def openai_request(body: bytes, extra: tuple[tuple[str, str], ...] = ()) -> Request:
     return Request(
-        "POST", "https", "api.openai.com", 443, "/v1/chat/completions",
+        "POST",
+        "https",
+        "api.openai.com",
+        443,
+        "/v1/chat/completions",
         (("api-version", "2024-06-01"), ("api_key", "plain-secret")),
-        (("Authorization", f"Bearer {OPENAI_PROJ}"), ("Content-Type", "application/json"),
-         ("Content-Length", str(len(body))), *extra),
+        (
+            ("Authorization", f"Bearer {OPENAI_PROJ}"),
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            *extra,
+        ),
         body,
     )
 
@@ -360,7 +398,8 @@ def test_redact_cleans_request_and_response_headers() -> None:
     assert request.header("authorization") == "<redacted>"
     assert request.query == (("api-version", "2024-06-01"), ("api_key", "<redacted>"))
     assert json.loads(request.body) == {
-        "model": "gpt-4o", "note": "my key is <redacted:openai-key>"
+        "model": "gpt-4o",
+        "note": "my key is <redacted:openai-key>",
     }
     assert request.header("content-length") == str(len(request.body))
     response = redacted.interaction.response
@@ -404,7 +443,15 @@ def test_redact_is_idempotent() -> None:
 
 
 def test_redact_leaves_clean_interactions_unchanged() -> None:
-    request = Request("GET", "https", "api.openai.com", 443, "/v1/models",
-                      (("limit", "5"),), (("Accept", "application/json"),), b"")
+    request = Request(
+        "GET",
+        "https",
+        "api.openai.com",
+        443,
+        "/v1/models",
+        (("limit", "5"),),
+        (("Accept", "application/json"),),
+        b"",
+    )
     interaction = make_interaction(request)
     assert redact(interaction).interaction.request == request

@@ -11,8 +11,16 @@ from replay.report import ReportLine, ReportWriter
 
 
 def line(outcome: str, status: int | None = 200) -> ReportLine:
-    return ReportLine("POST", "https://api.openai.com/v1/chat/completions", "default",
-                      "a" * 64, 0, outcome, status, 1.5)
+    return ReportLine(
+        "POST",
+        "https://api.openai.com/v1/chat/completions",
+        "default",
+        "a" * 64,
+        0,
+        outcome,
+        status,
+        1.5,
+    )
 
 
 def test_lines_are_appended_as_json(tmp_path: Path) -> None:
@@ -27,8 +35,9 @@ def test_lines_are_appended_as_json(tmp_path: Path) -> None:
     assert {"time", "method", "url", "namespace", "occurrence", "duration_ms"} <= set(records[0])
 
 
-def test_unwritable_report_is_logged_not_raised(tmp_path: Path,
-                                               caplog: pytest.LogCaptureFixture) -> None:
+def test_unwritable_report_is_logged_not_raised(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
     writer = ReportWriter(blocker / "report.jsonl")
