@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 from replay import canonical
 from replay.models import DEFAULT_PORTS, Request
@@ -48,8 +49,28 @@ class Fingerprint:
     version: int
 
 
+MEMO_MAX_BODY = 64 * 1024
+"""Requests with bodies up to this size have their fingerprints memoised (LRU)."""
+
+
 def fingerprint(request: Request, policy: FingerprintPolicy) -> Fingerprint:
-    """The key of `request` under `policy` (docs/matching.md, "The material")."""
+    """The key of `request` under `policy` (docs/matching.md, "The material").
+
+    A test suite repeats the same requests: a small LRU keyed by the whole request (all
+    headers and body bytes: identical input, identical key) spares the parsing, scrubbing
+    and hashing. Treat the returned material as read-only.
+    """
+    if len(request.body) <= MEMO_MAX_BODY:
+        return _memoised(request, policy)
+    return _fingerprint(request, policy)
+
+
+@lru_cache(maxsize=1024)
+def _memoised(request: Request, policy: FingerprintPolicy) -> Fingerprint:
+    return _fingerprint(request, policy)
+
+
+def _fingerprint(request: Request, policy: FingerprintPolicy) -> Fingerprint:
     material = _material(request, policy)
     text = canonical.canonical_json(material)
     return Fingerprint(

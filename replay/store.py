@@ -116,6 +116,7 @@ class Store:
         self._cache: OrderedDict[Path, _Cached] = OrderedDict()
         self._cache_weight = 0
         self._epoch = 0  # bumped by every put/remove: a read that raced one is not cached
+        self._listings: dict[tuple[str, str], tuple[int, list[int]]] = {}
         self._unfinished = 0
         self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
@@ -206,7 +207,7 @@ class Store:
         exists, interaction = self._load(path, key)
         if exists:
             return interaction
-        on_disk = [o for o in self._occurrences(path.parent, key.fingerprint) if o < key.occurrence]
+        on_disk = [o for o in self._listed(key) if o < key.occurrence]
         best = max([*below, *on_disk], default=None)
         if best is None:
             return None
@@ -214,6 +215,26 @@ class Store:
             return below[best]
         found = key._replace(occurrence=best)
         return self._load(path.parent / entry_name(key.fingerprint, best), found)[1]
+
+    def _listed(self, key: Key) -> list[int]:
+        """The occurrences of `key`'s fingerprint on disk, listed once per store epoch.
+
+        Replaying past the last occurrence asks this on every repeat; a put or remove by
+        this store bumps the epoch and so forces a new listing.
+        """
+        memo_key = (key.namespace, key.fingerprint)
+        with self._lock:
+            epoch = self._epoch
+            memo = self._listings.get(memo_key)
+        if memo is not None and memo[0] == epoch:
+            return memo[1]
+        shard = self.root / key.namespace / key.fingerprint[:2]
+        occurrences = self._occurrences(shard, key.fingerprint)
+        with self._lock:
+            if len(self._listings) >= 4096:
+                self._listings.clear()
+            self._listings[memo_key] = (epoch, occurrences)
+        return occurrences
 
     def _occurrences(self, shard: Path, fingerprint: str) -> list[int]:
         try:
