@@ -4,7 +4,9 @@ mitmproxy sends a response made by an addon in one piece, so a timed stream has 
 from a peer. The addon registers a playback here, points the flow at one of our ports on
 127.0.0.1 with a job header, and lets mitmproxy relay what we send. We write the recorded
 status line and headers raw (order and case kept), then each chunk at
-`t_request + ttfb + offset` on an absolute schedule (delays never pile up), flushing each one:
+`t_request + ttfb + offset` on an absolute schedule (timer jitter never piles up; a chunk
+more than SLIP_AFTER late moves the rest back, so a busy loop stretches a stream rather
+than squeezing its gaps into a catch-up burst), flushing each one:
 one HTTP/1.1 chunk per recorded chunk under chunked framing (mitmproxy's h11 reader never
 merges chunks, so boundaries survive even at speed 0), raw bytes under content-length.
 
@@ -30,6 +32,28 @@ logger = logging.getLogger(__name__)
 
 JOB_HEADER = "x-replay-job"
 _MAX_HEAD = 64 * 1024
+SLIP_AFTER = 0.002
+"""Lateness (seconds) beyond which the rest of a stream's schedule moves back."""
+
+
+class Schedule:
+    """When each chunk of one stream is due: `t_headers + offset`, absolute.
+
+    Timer jitter below SLIP_AFTER is absorbed (the next chunk is still due on time). A chunk
+    sent later than that (the event loop was busy, e.g. taking in 50 requests at once)
+    moves everything after it back by its lateness: the recorded gaps are kept and the
+    stream ends later, instead of the overdue chunks going out back to back.
+    """
+
+    def __init__(self, t_headers: float) -> None:
+        self.t_headers = t_headers
+
+    def due(self, offset: float) -> float:
+        return self.t_headers + offset
+
+    def sent(self, due: float, now: float) -> None:
+        if (late := now - due) > SLIP_AFTER:
+            self.t_headers += late
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,13 +211,16 @@ async def _play(job: _Job, writer: asyncio.StreamWriter) -> bool:
     """Send one playback on its schedule; False if the connection must close after it."""
     loop = asyncio.get_running_loop()
     playback = job.playback
-    t_headers = job.t_request + playback.ttfb
-    await _sleep_until(loop, t_headers)
+    head_due = job.t_request + playback.ttfb
+    await _sleep_until(loop, head_due)
+    schedule = Schedule(max(head_due, loop.time()))  # picked up late: chunks count from now
     writer.write(_head(playback))
     await writer.drain()
     chunked = playback.framing is Framing.CHUNKED
     for chunk in playback.chunks:
-        await _sleep_until(loop, t_headers + chunk.offset)
+        due = schedule.due(chunk.offset)
+        await _sleep_until(loop, due)
+        schedule.sent(due, loop.time())
         if chunked:
             writer.write(b"%x\r\n%s\r\n" % (len(chunk.data), chunk.data))
         else:

@@ -7,10 +7,9 @@ mitmproxy, the store or fingerprints.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
-from dataclasses import dataclass
-from fnmatch import fnmatchcase
 
 from replay.models import Request
 
@@ -48,19 +47,28 @@ LLM_PATHS = re.compile(
 """Paths of known LLM API surfaces, handled on any host (self-hosted, OpenAI-compatible)."""
 
 
-@dataclass(frozen=True, slots=True)
+def _globs_pattern(globs: tuple[str, ...]) -> re.Pattern[str]:
+    """One compiled regex matching any of the (lower-cased) host globs."""
+    return re.compile("|".join(fnmatch.translate(g.lower()) for g in globs))
+
+
+_KNOWN = _globs_pattern(KNOWN_HOSTS)
+
+
 class HostPolicy:
     """Decides which requests the addon handles. Empty `globs` means the default policy."""
 
-    globs: tuple[str, ...] = ()
+    def __init__(self, globs: tuple[str, ...] = ()) -> None:
+        self.globs = globs
+        self._everything = "*" in globs
+        self._hosts = _globs_pattern(globs) if globs else _KNOWN
 
     def handles(self, host: str, path: str) -> bool:
-        host = host.lower().rstrip(".")
-        if self.globs:
-            return any(g == "*" or fnmatchcase(host, g.lower()) for g in self.globs)
-        if any(fnmatchcase(host, g) for g in KNOWN_HOSTS):
+        if self._everything:
             return True
-        return LLM_PATHS.match(path) is not None
+        if self._hosts.match(host.lower().rstrip(".")):
+            return True
+        return not self.globs and LLM_PATHS.match(path) is not None
 
 
 def provider_of(request: Request) -> str:

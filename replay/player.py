@@ -9,6 +9,7 @@ Knows nothing of sockets (the chunk server sends a playback) or of mitmproxy.
 from __future__ import annotations
 
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from enum import StrEnum
 from http import HTTPStatus
@@ -199,3 +200,31 @@ def _with_framing(headers: Headers, framing: tuple[str, str]) -> Headers:
     if not placed:
         out.append(framing)
     return tuple(out)
+
+
+class Planner:
+    """`plan()` at one speed, memoised for interactions served again (tests repeat requests).
+
+    Keyed by the interaction object (the store's cache hands out the same object for the
+    same file) and the client's `accept-encoding`; the entry holds the interaction, so an
+    id is never reused while its entry lives. Bounded (LRU).
+    """
+
+    def __init__(self, speed: float, size: int = 256) -> None:
+        self.speed = speed
+        self._size = size
+        self._memo: OrderedDict[tuple[int, str | None], tuple[Interaction, Playback]] = (
+            OrderedDict()
+        )
+
+    def __call__(self, interaction: Interaction, accept_encoding: str | None) -> Playback:
+        key = (id(interaction), accept_encoding)
+        entry = self._memo.get(key)
+        if entry is not None and entry[0] is interaction:
+            self._memo.move_to_end(key)
+            return entry[1]
+        playback = plan(interaction, self.speed, accept_encoding)
+        self._memo[key] = (interaction, playback)
+        if len(self._memo) > self._size:
+            self._memo.popitem(last=False)
+        return playback

@@ -79,7 +79,7 @@ class _Cached:
 @dataclass(slots=True)
 class _Write:
     key: Key
-    path: Path
+    path: str
     ri: RedactedInteraction
     pending: Interaction
 
@@ -109,11 +109,12 @@ class Store:
     def __init__(self, root: str | Path, cache_bytes: int = 64 * 2**20) -> None:
         # Nothing touches the disk here: startup cost must not grow with the store.
         self.root = Path(root)
+        self._root = str(self.root)  # string paths: pathlib costs more than a lookup
         self.cache_bytes = cache_bytes
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._pending: dict[Key, Interaction] = {}
-        self._cache: OrderedDict[Path, _Cached] = OrderedDict()
+        self._cache: OrderedDict[str, _Cached] = OrderedDict()
         self._cache_weight = 0
         self._epoch = 0  # bumped by every put/remove: a read that raced one is not cached
         self._listings: dict[tuple[str, str], tuple[int, list[int]]] = {}
@@ -135,9 +136,9 @@ class Store:
 
     def path_for(self, key: Key) -> Path:
         """Where `key` lives. Raises BadNamespace or StoreError for a key that cannot be a path."""
-        return self._resolve(key)[1]
+        return Path(self._resolve(key)[1])
 
-    def _resolve(self, key: Key) -> tuple[Key, Path]:
+    def _resolve(self, key: Key) -> tuple[Key, str]:
         """`key` with its namespace defaulted, and its path; validates every part."""
         namespace = _plain_namespace(key.namespace or DEFAULT_NAMESPACE)
         fp, occurrence = key.fingerprint, key.occurrence
@@ -145,7 +146,7 @@ class Store:
             raise StoreError(f"not a lower-case hex fingerprint: {fp!r}")
         if isinstance(occurrence, bool) or not isinstance(occurrence, int) or occurrence < 0:
             raise StoreError(f"not an occurrence number: {occurrence!r}")
-        path = self.root / namespace / fp[:2] / entry_name(fp, occurrence)
+        path = f"{self._root}/{namespace}/{fp[:2]}/{entry_name(fp, occurrence)}"
         return Key(namespace, fp, occurrence), path
 
     def entries(self, namespace: str | None = None) -> Iterator[tuple[Path, Key]]:
@@ -204,31 +205,40 @@ class Store:
             }
         if pending is not None:
             return pending
-        exists, interaction = self._load(path, key)
-        if exists:
-            return interaction
-        on_disk = [o for o in self._listed(key) if o < key.occurrence]
+        listed = self._fresh_listing(key)
+        if listed is None or key.occurrence in listed:  # a known-missing file costs no stat
+            exists, interaction = self._load(path, key)
+            if exists:
+                return interaction
+        if listed is None:
+            listed = self._listed(key)
+        on_disk = [o for o in listed if o < key.occurrence]
         best = max([*below, *on_disk], default=None)
         if best is None:
             return None
         if best in below:
             return below[best]
         found = key._replace(occurrence=best)
-        return self._load(path.parent / entry_name(key.fingerprint, best), found)[1]
+        shard = os.path.dirname(path)
+        return self._load(f"{shard}/{entry_name(key.fingerprint, best)}", found)[1]
+
+    def _fresh_listing(self, key: Key) -> list[int] | None:
+        """The memoised listing of `key`'s fingerprint, if no put or remove came since."""
+        with self._lock:
+            memo = self._listings.get((key.namespace, key.fingerprint))
+            return memo[1] if memo is not None and memo[0] == self._epoch else None
 
     def _listed(self, key: Key) -> list[int]:
         """The occurrences of `key`'s fingerprint on disk, listed once per store epoch.
 
         Replaying past the last occurrence asks this on every repeat; a put or remove by
-        this store bumps the epoch and so forces a new listing.
+        this store bumps the epoch and so forces a new listing. (Files added to the store
+        by hand while a proxy replays are seen at their exact occurrence only.)
         """
         memo_key = (key.namespace, key.fingerprint)
         with self._lock:
             epoch = self._epoch
-            memo = self._listings.get(memo_key)
-        if memo is not None and memo[0] == epoch:
-            return memo[1]
-        shard = self.root / key.namespace / key.fingerprint[:2]
+        shard = f"{self._root}/{key.namespace}/{key.fingerprint[:2]}"
         occurrences = self._occurrences(shard, key.fingerprint)
         with self._lock:
             if len(self._listings) >= 4096:
@@ -236,7 +246,7 @@ class Store:
             self._listings[memo_key] = (epoch, occurrences)
         return occurrences
 
-    def _occurrences(self, shard: Path, fingerprint: str) -> list[int]:
+    def _occurrences(self, shard: str | Path, fingerprint: str) -> list[int]:
         try:
             names = os.listdir(shard)
         except OSError:
@@ -244,7 +254,7 @@ class Store:
         parsed = (parse_entry_name(n) for n in names if n.startswith(fingerprint + "."))
         return [p[1] for p in parsed if p is not None and p[0] == fingerprint]
 
-    def _load(self, path: Path, key: Key) -> tuple[bool, Interaction | None]:
+    def _load(self, path: str, key: Key) -> tuple[bool, Interaction | None]:
         """(the file exists, its interaction or None if bad), through the cache.
 
         A cache hit costs one stat; a corrupt file's verdict is cached too, so it is logged
@@ -269,7 +279,7 @@ class Store:
         self._remember(path, signature, interaction, epoch)
         return True, interaction
 
-    def _read(self, path: Path, key: Key) -> tuple[_Signature | None, Interaction | None]:
+    def _read(self, path: str, key: Key) -> tuple[_Signature | None, Interaction | None]:
         try:
             with open(path, "rb") as f:
                 signature = _signature(os.fstat(f.fileno()))
@@ -280,10 +290,10 @@ class Store:
             logger.warning("cannot read cassette %s: %s (treated as a miss)", path, exc.strerror)
             return None, None
         try:
-            interaction = decode(data, str(path))
+            interaction = decode(data, path)
             if interaction.key.fingerprint != key.fingerprint:
                 fp = interaction.key.fingerprint
-                raise CorruptEntry(str(path), f"file holds fingerprint {fp}, not its name's")
+                raise CorruptEntry(path, f"file holds fingerprint {fp}, not its name's")
         except CorruptEntry as exc:
             logger.warning("corrupt cassette %s: %s (treated as a miss)", path, exc.reason)
             return signature, None
@@ -293,7 +303,7 @@ class Store:
         return signature, interaction
 
     def _remember(
-        self, path: Path, signature: _Signature, interaction: Interaction | None, epoch: int
+        self, path: str, signature: _Signature, interaction: Interaction | None, epoch: int
     ) -> None:
         weight = _weight(interaction)
         with self._lock:
@@ -308,7 +318,7 @@ class Store:
                 _, evicted = self._cache.popitem(last=False)
                 self._cache_weight -= evicted.weight
 
-    def _forget(self, path: Path) -> None:
+    def _forget(self, path: str) -> None:
         """Drop `path` from the cache; caller holds the lock."""
         self._epoch += 1
         old = self._cache.pop(path, None)
@@ -401,7 +411,7 @@ class Store:
 
     def _write(self, job: _Write) -> None:
         try:
-            write_atomically(job.path, encode(job.ri))
+            write_atomically(Path(job.path), encode(job.ri))
         except (OSError, ValueError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             logger.error("cannot write cassette %s: %s (interaction dropped)", job.path, reason)
@@ -418,7 +428,7 @@ class Store:
                 continue
             path = shard / entry_name(job.fingerprint, occurrence)
             with self._lock:
-                self._forget(path)
+                self._forget(str(path))
             try:
                 os.unlink(path)
                 job.removed += 1

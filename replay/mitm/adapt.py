@@ -7,8 +7,11 @@ and back. The only module besides `addon.py` that touches mitmproxy objects.
 
 from __future__ import annotations
 
+import copy
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
 from mitmproxy import http
 
@@ -23,16 +26,22 @@ CASSETTE_HEADER = "x-replay-cassette"
 def request_from_flow(flow: http.HTTPFlow) -> Request:
     """The request as the client meant it (in reverse mode, toward the upstream host)."""
     r = flow.request
+    path, _, query = r.path.partition("?")
     return Request(
         method=r.method,
         scheme=r.scheme,
         host=r.host,
         port=r.port,
-        path=r.path.split("?", 1)[0],
-        query=tuple(r.query.items(multi=True)),
-        headers=tuple(r.headers.items(multi=True)),
+        path=path,
+        # What r.query and r.headers give, without building their multidict views.
+        query=tuple(parse_qsl(query.partition("#")[0], True, errors="surrogateescape")),
+        headers=tuple((_text(k), _text(v)) for k, v in r.headers.fields),
         body=r.raw_content or b"",
     )
+
+
+def _text(value: bytes) -> str:
+    return value.decode("utf-8", "surrogateescape")
 
 
 def head_from_response(response: http.Response) -> ResponseHead:
@@ -65,6 +74,41 @@ def inline_response(playback: Playback, http_version: str) -> http.Response:
         timestamp_start=now,
         timestamp_end=now,
     )
+
+
+class InlineResponses:
+    """Hits answered inline (`x-replay: hit` and the fingerprint already marked), fast for
+    playbacks served before.
+
+    mitmproxy's Response constructor type-checks every field; a hit served again is a copy
+    of the first response made for its playback (its own data and header list, fresh
+    timestamps). Keyed by playback object (`player.Planner` hands out the same one), the
+    entry holding it; bounded (LRU).
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._memo: OrderedDict[tuple[int, str, str], tuple[Playback, http.Response]] = (
+            OrderedDict()
+        )
+
+    def __call__(self, playback: Playback, http_version: str, fingerprint: str) -> http.Response:
+        key = (id(playback), http_version, fingerprint)
+        entry = self._memo.get(key)
+        if entry is None or entry[0] is not playback:
+            prototype = inline_response(playback, http_version)
+            mark(prototype, Outcome.HIT, fingerprint)
+            self._memo[key] = (playback, prototype)
+            if len(self._memo) > self._size:
+                self._memo.popitem(last=False)
+        else:
+            self._memo.move_to_end(key)
+            prototype = entry[1]
+        response = copy.copy(prototype)
+        response.data = copy.copy(prototype.data)
+        response.data.headers = http.Headers(prototype.data.headers.fields)
+        response.data.timestamp_start = response.data.timestamp_end = time.time()
+        return response
 
 
 def simple_response(status: int, headers: list[tuple[str, str]], body: bytes) -> http.Response:

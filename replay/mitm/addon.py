@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from replay.engine import Action, Decision, Engine
 from replay.errors import BadNamespace, ConfigError
 from replay.mitm import adapt
 from replay.models import Outcome, Request, ResponseHead
-from replay.player import plan
+from replay.player import Planner, Playback
 from replay.providers.errors import miss_response
 from replay.recorder import Recording
 from replay.redact import redact_query
@@ -78,6 +79,8 @@ class ReplayAddon:
         self.report: ReportWriter | None = None
         self.pacer: ChunkServer | None = None
         self.flows: dict[str, _FlowState] = {}
+        self.planner = Planner(1.0)
+        self.responses = adapt.InlineResponses()
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -106,6 +109,8 @@ class ReplayAddon:
             self._close_engine()
             self.settings = settings
             self.engine = Engine(settings)
+            self.planner = Planner(settings.speed)
+            self.responses = adapt.InlineResponses()
             self.report = ReportWriter(settings.report) if settings.report else None
             if self.pacer is None or len(self.pacer.ports) not in (0, settings.pacer_ports):
                 if self.pacer is not None:
@@ -140,57 +145,80 @@ class ReplayAddon:
 
     # --- hooks -----------------------------------------------------------------------
 
-    async def request(self, flow: http.HTTPFlow) -> None:
+    def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        # Sync, returning an awaitable only when the answer has to wait (a recorded time to
+        # first byte, the chunk server's start): mitmproxy awaits what a hook returns, and a
+        # hit at speed 0 then costs no coroutine.
         engine = self.engine
         if engine is None or flow.response is not None or flow.id in self.flows:
-            return
+            return None
         r = flow.request
-        if r.headers.get("upgrade", "").lower() == "websocket":
-            return  # realtime APIs pass through untouched, unrecorded
         if not engine.hosts.handles(r.host, r.path.split("?", 1)[0]):
-            return
-        requested = r.headers.pop(adapt.CASSETTE_HEADER, None)
+            return None
         request = adapt.request_from_flow(flow)
+        if (request.header("upgrade") or "").lower() == "websocket":
+            return None  # realtime APIs pass through untouched, unrecorded
+        requested = request.header(adapt.CASSETTE_HEADER)
+        if requested is not None:  # chooses the namespace; never forwarded nor stored
+            r.headers.pop(adapt.CASSETTE_HEADER, None)
+            request = adapt.request_from_flow(flow)
         try:
             namespace = engine.namespace(requested)
         except BadNamespace as e:
             self._answer_error(flow, request, "", 400, str(e))
-            return
+            return None
         try:
             decision = engine.decide(request, namespace)
         except Exception as e:
             logger.exception("replay: cannot handle %s %s", r.method, r.pretty_url)
             self._answer_error(flow, request, namespace, 502, f"replay failed: {e}")
-            return
+            return None
         state = _FlowState(request, namespace, decision, Outcome.FORWARDED)
         self.flows[flow.id] = state
         if decision.action is Action.SERVE:
-            await self._serve(flow, state, decision)
-        elif decision.action is Action.FAIL:
+            return self._serve(flow, state, decision)
+        if decision.action is Action.FAIL:
             state.outcome = Outcome.MISS
             status, headers, body = miss_response(request, decision.key, engine.settings.mode)
             flow.response = adapt.simple_response(status, headers, body)
             adapt.mark(flow.response, Outcome.MISS, decision.key.fingerprint)
+        return None
 
-    async def _serve(self, flow: http.HTTPFlow, state: _FlowState, decision: Decision) -> None:
-        assert decision.interaction is not None and self.settings is not None
+    def _serve(
+        self, flow: http.HTTPFlow, state: _FlowState, decision: Decision
+    ) -> Awaitable[None] | None:
+        assert decision.interaction is not None
         state.outcome = Outcome.HIT
-        playback = plan(
-            decision.interaction, self.settings.speed, flow.request.headers.get("accept-encoding")
-        )
-        loop = asyncio.get_running_loop()
-        t_request = loop.time()
+        playback = self.planner(decision.interaction, state.request.header("accept-encoding"))
         if playback.streamed and self.pacer is not None:
-            await self.pacer.start()
-            state.job = self.pacer.register(playback, t_request)
-            h2 = flow.request.http_version.startswith("HTTP/2")
-            port = self.pacer.port_for(None if h2 else flow.client_conn.id)
-            state.target = adapt.route_to_loopback(flow, port, JOB_HEADER, state.job)
-            return
+            return self._stream(flow, state, playback, asyncio.get_running_loop().time())
         if playback.ttfb > 0:
-            await asyncio.sleep(playback.ttfb)
-        flow.response = adapt.inline_response(playback, flow.request.http_version)
-        adapt.mark(flow.response, Outcome.HIT, decision.key.fingerprint)
+            return self._answer_after(playback.ttfb, flow, playback, decision)
+        self._answer(flow, playback, decision)
+        return None
+
+    async def _stream(
+        self, flow: http.HTTPFlow, state: _FlowState, playback: Playback, t_request: float
+    ) -> None:
+        """Hand a playback of several chunks to the chunk server and point the flow at it."""
+        assert self.pacer is not None
+        await self.pacer.start()
+        state.job = self.pacer.register(playback, t_request)
+        h2 = flow.request.http_version.startswith("HTTP/2")
+        port = self.pacer.port_for(None if h2 else flow.client_conn.id)
+        state.target = adapt.route_to_loopback(flow, port, JOB_HEADER, state.job)
+
+    async def _answer_after(
+        self, delay: float, flow: http.HTTPFlow, playback: Playback, decision: Decision
+    ) -> None:
+        await asyncio.sleep(delay)
+        self._answer(flow, playback, decision)
+
+    def _answer(self, flow: http.HTTPFlow, playback: Playback, decision: Decision) -> None:
+        """Answer inline: mitmproxy sends the response in one piece."""
+        flow.response = self.responses(
+            playback, flow.request.http_version, decision.key.fingerprint
+        )
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         state = self.flows.get(flow.id)

@@ -12,6 +12,7 @@ from mitmproxy.addons.proxyserver import Proxyserver
 from mitmproxy.test import taddons, tflow
 
 from replay.mitm.addon import ReplayAddon
+from replay.models import Chunk
 
 
 @pytest.fixture
@@ -22,6 +23,17 @@ def addon(tmp_path: Path) -> Iterator[tuple[ReplayAddon, taddons.context]]:
         a.configure(set(tctx.options.keys()))  # a script's first configure sees every key
         yield a, tctx
         a.done()
+
+
+def request(addon: ReplayAddon, flow: http.HTTPFlow) -> None:
+    """Run the request hook as mitmproxy does: await what it returns, if anything."""
+    pending = addon.request(flow)
+    if pending is not None:
+
+        async def wait() -> None:
+            await pending
+
+        asyncio.run(wait())
 
 
 def chat_flow(
@@ -74,7 +86,7 @@ def test_invalid_option_raises_options_error(addon: tuple[ReplayAddon, taddons.c
 def test_miss_answers_404_in_openai_shape(addon: tuple[ReplayAddon, taddons.context]) -> None:
     a, _ = addon
     f = chat_flow(x_replay_cassette="suite")
-    asyncio.run(a.request(f))
+    request(a, f)
     assert f.response is not None and f.response.status_code == 404
     assert f.response.headers["x-replay"] == "miss"
     fp = f.response.headers["x-replay-fingerprint"]
@@ -88,7 +100,7 @@ def test_anthropic_miss_uses_anthropic_error_shape(
 ) -> None:
     a, _ = addon
     f = chat_flow(host="api.anthropic.com", path="/v1/messages")
-    asyncio.run(a.request(f))
+    request(a, f)
     assert f.response is not None
     assert f.response.json()["type"] == "error"
     assert f.response.json()["error"]["type"] == "not_found_error"
@@ -99,7 +111,7 @@ def test_bad_namespace_header_is_refused_with_400(
 ) -> None:
     a, _ = addon
     f = chat_flow(x_replay_cassette="a/../../b")
-    asyncio.run(a.request(f))
+    request(a, f)
     assert f.response is not None and f.response.status_code == 400
     assert f.response.headers["x-replay"] == "error"
 
@@ -112,14 +124,14 @@ def test_other_traffic_is_not_touched(
 ) -> None:
     a, _ = addon
     f = chat_flow(host=host, path=path)
-    asyncio.run(a.request(f))
+    request(a, f)
     assert f.response is None and not a.flows
 
 
 def test_websocket_upgrades_pass_through(addon: tuple[ReplayAddon, taddons.context]) -> None:
     a, _ = addon
     f = chat_flow(path="/v1/realtime", upgrade="websocket")
-    asyncio.run(a.request(f))
+    request(a, f)
     assert f.response is None and not a.flows
 
 
@@ -129,7 +141,7 @@ def test_record_mode_taps_the_stream_and_marks_headers(
     a, tctx = addon
     tctx.configure(a, replay_mode="record")
     f = chat_flow()
-    asyncio.run(a.request(f))
+    request(a, f)
     assert f.response is None  # forwarded
     f.response = tflow.tresp(content=b"")
     f.response.headers["content-type"] = "application/json"
@@ -152,7 +164,7 @@ def test_record_mode_does_not_store_an_aborted_stream(
     a, tctx = addon
     tctx.configure(a, replay_mode="record")
     f = chat_flow()
-    asyncio.run(a.request(f))
+    request(a, f)
     f.response = tflow.tresp(content=b"")
     a.responseheaders(f)
     assert callable(f.response.stream)
@@ -162,3 +174,28 @@ def test_record_mode_does_not_store_an_aborted_stream(
     assert a.engine is not None
     a.engine.flush()
     assert list(tmp_path.rglob("*.zst")) == []
+
+
+def test_inline_responses_are_independent_copies() -> None:
+    from replay.mitm.adapt import InlineResponses
+    from replay.player import Framing, Playback
+
+    playback = Playback(
+        200,
+        "OK",
+        (("content-type", "application/json"),),
+        0.0,
+        (Chunk(0.0, b'{"a":1}'),),
+        Framing.LENGTH,
+    )
+    make = InlineResponses()
+    fp = "f" * 64
+    first, second = make(playback, "HTTP/1.1", fp), make(playback, "HTTP/1.1", fp)
+    assert first is not second and first.data is not second.data
+    assert second.headers["x-replay"] == "hit" and second.headers["x-replay-fingerprint"] == fp
+    first.headers["x-other"] = "1"
+    assert (
+        "x-other" not in second.headers and "x-other" not in make(playback, "HTTP/1.1", fp).headers
+    )
+    assert second.raw_content == b'{"a":1}' and second.status_code == 200
+    assert make(playback, "HTTP/2.0", fp).http_version == "HTTP/2.0"

@@ -181,3 +181,16 @@ def test_chunked_request_bodies_are_drained() -> None:
             server.close()
 
     asyncio.run(main())
+
+
+def test_schedule_absorbs_jitter_and_slips_when_the_loop_runs_late() -> None:
+    from replay.chunkserver import SLIP_AFTER, Schedule
+
+    s = Schedule(10.0)
+    assert s.due(0.05) == 10.05
+    s.sent(10.05, 10.05 + SLIP_AFTER / 2)  # jitter: the next chunk stays on time
+    assert s.due(0.1) == 10.1
+    s.sent(10.1, 10.13)  # 30 ms late: the rest of the stream keeps its gaps
+    assert abs(s.due(0.15) - 10.18) < 1e-9
+    s.sent(s.due(0.15), s.due(0.15))
+    assert abs(s.due(0.2) - 10.23) < 1e-9

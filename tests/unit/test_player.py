@@ -151,3 +151,17 @@ def test_reason_phrase_is_kept_and_made_up_for_http2_recordings() -> None:
         }
     )
     assert plan(h2, 1.0, None).reason == "Too Many Requests"
+
+
+def test_planner_memoises_per_interaction_and_accept_encoding() -> None:
+    from replay.player import Planner
+
+    planner = Planner(speed=2.0, size=2)
+    a = interaction([("content-type", "text/event-stream")], SSE)
+    b = interaction([("content-type", "text/event-stream")], SSE[:2])
+    first = planner(a, "gzip")
+    assert planner(a, "gzip") is first
+    assert planner(a, None) is not first and planner(a, None) == first
+    assert first.chunks[1].offset == 0.025  # planned at the planner's speed
+    planner(b, None)  # evicts (a, "gzip"), the least recently used
+    assert planner(a, "gzip") is not first
