@@ -208,7 +208,7 @@ async def _sleep_until(loop: asyncio.AbstractEventLoop, when: float) -> None:
 
 
 async def _play(job: _Job, writer: asyncio.StreamWriter) -> bool:
-    """Send one playback on its schedule; False if the connection must close after it."""
+    """Send one playback on its schedule; True: the connection can serve the next one."""
     loop = asyncio.get_running_loop()
     playback = job.playback
     head_due = job.t_request + playback.ttfb
@@ -229,5 +229,4 @@ async def _play(job: _Job, writer: asyncio.StreamWriter) -> bool:
     if chunked:
         writer.write(b"0\r\n\r\n")
         await writer.drain()
-    connection = next((v for k, v in playback.headers if k.lower() == "connection"), "")
-    return "close" not in connection.lower()
+    return True

@@ -25,6 +25,11 @@ from replay.models import (
 )
 
 HOP_HEADERS = frozenset({"content-length", "transfer-encoding"})
+"""Framing headers: replaced by the framing the playback is sent with."""
+CONNECTION_HEADERS = frozenset({"connection", "keep-alive"})
+"""Hop-by-hop: they described the recording client's connection, not this one's (a
+`connection: close` answer to a client that asked for it would otherwise close every
+replaying client's connection after one answer)."""
 
 
 class Framing(StrEnum):
@@ -143,7 +148,7 @@ def _scaled(value: float, speed: float) -> float:
 def plan(interaction: Interaction, speed: float, accept_encoding: str | None) -> Playback:
     """The playback of `interaction` for a client that sent `accept_encoding`."""
     head = interaction.response
-    headers = head.headers
+    headers = without_headers(head.headers, CONNECTION_HEADERS)
     chunks = interaction.chunks
     encoding = (header_value(headers, "content-encoding") or "").strip().lower()
     codings = [c.strip() for c in encoding.split(",") if c.strip() and c.strip() != "identity"]

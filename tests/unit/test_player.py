@@ -165,3 +165,9 @@ def test_planner_memoises_per_interaction_and_accept_encoding() -> None:
     assert first.chunks[1].offset == 0.025  # planned at the planner's speed
     planner(b, None)  # evicts (a, "gzip"), the least recently used
     assert planner(a, "gzip") is not first
+
+
+def test_connection_headers_of_the_recording_are_not_replayed() -> None:
+    h = [("Connection", "close"), ("Keep-Alive", "timeout=5"), ("content-type", "a/b")]
+    p = plan(interaction(h, [(0.0, b"{}")]), 1.0, None)
+    assert [k for k, _ in p.headers] == ["content-type", "content-length"]
