@@ -20,6 +20,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check replay addons tests bench tools
+	$(BIN)/ruff format --check replay addons tests bench tools
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
@@ -31,6 +32,7 @@ test-e2e: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check replay addons tests bench tools
+	$(BIN)/ruff format --check replay addons tests bench tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
