@@ -37,6 +37,7 @@ if str(REPO_ROOT / "tests") not in sys.path:
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from support import rawclient  # noqa: E402
 from support.certs import TestCerts, make_certs  # noqa: E402
 from support.proxy import (  # noqa: E402
     PIN_HOSTS_SCRIPT,
@@ -173,27 +174,9 @@ def client_context(cafile: Path, alpn: Sequence[str]) -> ssl.SSLContext:
 def tunnel(
     proxy_port: int, ctx: ssl.SSLContext, host: str = API_HOST, timeout: float = 15.0
 ) -> ssl.SSLSocket:
-    """A blocking TLS socket to `host:443` through the proxy's CONNECT, TCP_NODELAY set.
-
-    rawclient.fetch does the same for one request with `Connection: close`; the concurrent
-    clients need a kept-alive socket and their own ALPN, hence this variant.
-    """
-    sock = socket.create_connection(("127.0.0.1", proxy_port), timeout=timeout)
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.sendall(f"CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\n\r\n".encode())
-        reply = b""
-        while b"\r\n\r\n" not in reply and len(reply) < 65536:
-            data = sock.recv(4096)
-            if not data:
-                raise ConnectionError("proxy closed the CONNECT")
-            reply += data
-        if b" 200 " not in reply.split(b"\r\n", 1)[0]:
-            raise ConnectionError(f"CONNECT refused: {reply[:200]!r}")
-        return ctx.wrap_socket(sock, server_hostname=host)
-    except BaseException:
-        sock.close()
-        raise
+    """A kept-alive TLS socket to `host:443` through the proxy's CONNECT (the concurrent
+    clients' own ALPN in `ctx`); rawclient owns the CONNECT handshake."""
+    return rawclient.tunnel(proxy_port, ctx, host, 443, timeout)
 
 
 def cpu_times(pid: int) -> tuple[float, float]:

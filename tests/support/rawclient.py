@@ -42,25 +42,37 @@ class RawResponse:
         return [(k, v) for k, v in self.headers if not k.lower().startswith("x-replay")]
 
 
+def tunnel(
+    proxy_port: int, ctx: ssl.SSLContext, host: str, port: int = 443, timeout: float = 15.0
+) -> ssl.SSLSocket:
+    """A blocking TLS socket to `host:port` through the proxy's CONNECT, TCP_NODELAY set."""
+    sock = socket.create_connection(("127.0.0.1", proxy_port), timeout=timeout)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+        reply = b""
+        while b"\r\n\r\n" not in reply and len(reply) < 65536:
+            data = sock.recv(4096)
+            if not data:
+                raise ConnectionError("proxy closed the CONNECT")
+            reply += data
+        if b" 200 " not in reply.split(b"\r\n", 1)[0]:
+            raise ConnectionError(f"CONNECT refused: {reply[:200]!r}")
+        return ctx.wrap_socket(sock, server_hostname=host)
+    except BaseException:
+        sock.close()
+        raise
+
+
 def _open(url: str, proxy_port: int | None, cafile: Path | None, timeout: float) -> socket.socket:
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     if proxy_port is None:
         return socket.create_connection((host, port), timeout=timeout)
-    sock = socket.create_connection(("127.0.0.1", proxy_port), timeout=timeout)
-    sock.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
-    reply = b""
-    while b"\r\n\r\n" not in reply and len(reply) < 65536:
-        data = sock.recv(4096)
-        if not data:
-            raise ConnectionError("proxy closed the CONNECT")
-        reply += data
-    if b" 200 " not in reply.split(b"\r\n", 1)[0]:
-        raise ConnectionError(f"CONNECT refused: {reply!r}")
     ctx = ssl.create_default_context(cafile=str(cafile) if cafile else None)
     ctx.set_alpn_protocols(["http/1.1"])
-    return ctx.wrap_socket(sock, server_hostname=host)
+    return tunnel(proxy_port, ctx, host, port, timeout)
 
 
 def fetch(
