@@ -76,6 +76,11 @@ class ChunkServer:
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
+    def size(self) -> int:
+        """How many ports the pool opens."""
+        return self._wanted
+
+    @property
     def ports(self) -> tuple[int, ...]:
         return tuple(self._ports)
 

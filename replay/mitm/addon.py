@@ -112,7 +112,7 @@ class ReplayAddon:
             self.planner = Planner(settings.speed)
             self.responses = adapt.InlineResponses()
             self.report = ReportWriter(settings.report) if settings.report else None
-            if self.pacer is None or len(self.pacer.ports) not in (0, settings.pacer_ports):
+            if self.pacer is None or self.pacer.size != settings.pacer_ports:
                 if self.pacer is not None:
                     self.pacer.close()
                 self.pacer = ChunkServer(settings.pacer_ports)
