@@ -1,6 +1,7 @@
 """The canonical form of request bodies: content decoding, JSON, numbers, multipart.
 
-Owns: undoing `content-encoding`, deciding whether bytes are JSON, the canonical JSON text
+Owns: undoing `content-encoding` (whole bodies, and piece by piece for replayed streams),
+deciding whether bytes are JSON, the canonical JSON text
 (sorted keys, no whitespace, numbers by value), removing ignore paths, splitting multipart
 bodies into their parts, and the tagged "body material" (empty / json / multipart / text /
 sha256) that the fingerprint hashes. The grammar is written down in docs/matching.md.
@@ -95,6 +96,39 @@ _DECODERS: dict[str, Callable[[bytes], bytes]] = {
     "br": _unbrotli,
     "zstd": _unzstd,
 }
+
+
+def incremental_decoder(coding: str) -> Callable[[bytes], bytes] | None:
+    """A decoder for one content-coding that takes a body piece by piece (a recorded
+    stream, chunk by chunk), or None for a coding it does not know."""
+    coding = coding.strip().lower()
+    if coding in ("gzip", "x-gzip"):
+        gunzip = zlib.decompressobj(wbits=31)
+        return lambda data: gunzip.decompress(data)
+    if coding == "deflate":
+        return _IncrementalInflate()
+    if coding == "br":
+        import brotli  # lazily, as in _unbrotli
+
+        return brotli.Decompressor().process  # type: ignore[no-any-return]
+    if coding == "zstd":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().decompressobj().decompress
+    return None
+
+
+class _IncrementalInflate:
+    """`deflate` pieces: zlib-wrapped by the standard, raw in practice (as in `_inflate`)."""
+
+    def __init__(self) -> None:
+        self._obj: zlib._Decompress | None = None
+
+    def __call__(self, data: bytes) -> bytes:
+        if self._obj is None:
+            raw = bool(data) and (data[0] & 0x0F) != 8
+            self._obj = zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
+        return self._obj.decompress(data)
 
 
 def decoded_request(request: Request) -> Request:

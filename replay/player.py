@@ -8,13 +8,12 @@ Knows nothing of sockets (the chunk server sends a playback) or of mitmproxy.
 
 from __future__ import annotations
 
-import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from enum import StrEnum
 from http import HTTPStatus
-from typing import Protocol
 
+from replay.canonical import incremental_decoder
 from replay.models import (
     Chunk,
     Headers,
@@ -63,41 +62,6 @@ class Playback:
         return b"".join(c.data for c in self.chunks)
 
 
-class _Decoder(Protocol):
-    def __call__(self, data: bytes) -> bytes: ...
-
-
-def _decoder(coding: str) -> _Decoder | None:
-    """An incremental decoder for one content-coding, or None if unknown."""
-    if coding in ("gzip", "x-gzip"):
-        gunzip = zlib.decompressobj(wbits=31)
-        return lambda data: gunzip.decompress(data)
-    if coding == "deflate":
-        return _Deflate()
-    if coding == "br":
-        import brotli  # ships with mitmproxy
-
-        return brotli.Decompressor().process  # type: ignore[no-any-return]
-    if coding == "zstd":
-        import zstandard
-
-        return zstandard.ZstdDecompressor().decompressobj().decompress
-    return None
-
-
-class _Deflate:
-    """`deflate` is zlib-wrapped by the standard, raw in practice: accept both."""
-
-    def __init__(self) -> None:
-        self._obj: zlib._Decompress | None = None
-
-    def __call__(self, data: bytes) -> bytes:
-        if self._obj is None:
-            raw = bool(data) and (data[0] & 0x0F) != 8
-            self._obj = zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
-        return self._obj.decompress(data)
-
-
 def accepts(accept_encoding: str | None, coding: str) -> bool:
     """Whether an `accept-encoding` value admits `coding` (q > 0, or `*`)."""
     if coding == "identity":
@@ -124,7 +88,7 @@ def accepts(accept_encoding: str | None, coding: str) -> bool:
 
 def _decode_chunks(chunks: tuple[Chunk, ...], codings: list[str]) -> tuple[Chunk, ...] | None:
     """Chunks with their content-codings undone, empty pieces dropped; None if impossible."""
-    decoders = [_decoder(c) for c in reversed(codings)]
+    decoders = [incremental_decoder(c) for c in reversed(codings)]
     if any(d is None for d in decoders):
         return None
     out: list[Chunk] = []
