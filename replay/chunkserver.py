@@ -203,7 +203,7 @@ async def _drain_chunked(reader: asyncio.StreamReader) -> None:
 def _head(playback: Playback) -> bytes:
     lines = [f"HTTP/1.1 {playback.status} {playback.reason}"]
     lines += [f"{name}: {value}" for name, value in playback.headers]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape")
 
 
 async def _sleep_until(loop: asyncio.AbstractEventLoop, when: float) -> None:

@@ -34,7 +34,7 @@ from replay.models import (
     Request,
     ResponseHead,
 )
-from replay.redact import redact
+from replay.redact import redact, redacted_url
 from replay.store import Store
 
 logger = logging.getLogger(__name__)
@@ -135,9 +135,13 @@ class Engine:
         chunks: tuple[Chunk, ...],
     ) -> None:
         """Store a complete recording, redacted; returns at once (see `flush`)."""
+        try:
+            self._committer.submit(self._commit, decision.key, request, head, ttfb, chunks)
+        except RuntimeError:  # closed: the options changed while this answer was in flight
+            logger.warning("replay: %s not stored: the proxy was reconfigured", request.method)
+            return
         counter = (decision.key.namespace, decision.key.fingerprint)
         self._recorded[counter] = max(self._recorded.get(counter, -1), decision.key.occurrence)
-        self._committer.submit(self._commit, decision.key, request, head, ttfb, chunks)
 
     def _commit(
         self,
@@ -170,7 +174,7 @@ class Engine:
             )
             self.store.put(redact(interaction))
         except Exception:
-            logger.exception("replay: could not store %s %s", request.method, request.url)
+            logger.exception("replay: could not store %s", redacted_url(request))
 
     def flush(self) -> None:
         """Wait until every committed recording is written."""

@@ -8,7 +8,7 @@ FINGERPRINT_VERSION.
 
 Does not own: body canonicalisation (canonical.py), what a secret is (redact.py: every
 string is scrubbed before it enters the material, so a fingerprint never depends on a
-secret), the near-miss search (nearmiss.py), or where the request came from.
+secret), the near-miss search (it comes with #3), or where the request came from.
 """
 
 from __future__ import annotations

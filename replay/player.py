@@ -23,6 +23,7 @@ from replay.models import (
     without_headers,
 )
 
+NO_BODY_STATUSES = frozenset({204, 304})
 HOP_HEADERS = frozenset({"content-length", "transfer-encoding"})
 """Framing headers: replaced by the framing the playback is sent with."""
 CONNECTION_HEADERS = frozenset({"connection", "keep-alive"})
@@ -132,8 +133,12 @@ def plan(interaction: Interaction, speed: float, accept_encoding: str | None) ->
         framing = Framing.CHUNKED
     else:
         framing = Framing.LENGTH
-        if total or length is None:  # a HEAD answer keeps its recorded length
+        if head.status in NO_BODY_STATUSES or head.status < 200:
+            pass  # no body, and no content-length allowed (RFC 9110)
+        elif interaction.chunks or length is None:
             headers = _with_framing(headers, ("content-length", str(total)))
+        # else: a body-less recording with a length (an answer to HEAD) keeps it
+
     return Playback(
         status=head.status,
         reason=_reason(head),

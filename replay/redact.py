@@ -12,6 +12,7 @@ the rules file), or response bodies, which are stored byte-exact and only ever s
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -24,6 +25,8 @@ PLACEHOLDER = "<redacted>"
 """What the value of a secret header or parameter becomes."""
 
 _FORM = "application/x-www-form-urlencoded"
+
+logger = logging.getLogger(__name__)
 
 SECRET_HEADERS = frozenset(
     {
@@ -233,11 +236,28 @@ def scrub_body(body: bytes, content_type: str | None) -> bytes:
 # -- interactions --------------------------------------------------------------------------
 
 
+UNDECODABLE_BODY = b"<redacted:undecodable-content-encoding>"
+"""What a request body becomes when its content-encoding cannot be undone: scrubbing the
+encoded bytes would find nothing, so they are not kept at all."""
+
+
+def redacted_url(request: Request) -> str:
+    """The request's URL as it may be logged or reported: secret parameters redacted,
+    key-shaped strings in the path and query values scrubbed."""
+    return replace(request, path=scrub_text(request.path), query=redact_query(request.query)).url
+
+
 def redact_request(request: Request) -> Request:
-    """The request as it may be written: body content-decoded (when it can be) and
-    scrubbed, secret headers and parameters redacted, key-shaped strings in the path,
-    query values and header values scrubbed."""
+    """The request as it may be written: body content-decoded (when it can be; when it
+    cannot, replaced by UNDECODABLE_BODY) and scrubbed, secret headers and parameters
+    redacted, key-shaped strings in the path, query values and header values scrubbed."""
     request = decoded_request(request)
+    if request.body and header_value(request.headers, "content-encoding"):
+        logger.warning(
+            "request body of %s not stored: its content-encoding could not be undone",
+            redacted_url(request),
+        )
+        request = replace(request, body=UNDECODABLE_BODY)
     body = scrub_body(request.body, request.header("content-type"))
     headers = redact_headers(request.headers)
     if body != request.body and header_value(headers, "content-length") is not None:

@@ -44,6 +44,11 @@ def _text(value: bytes) -> str:
     return value.decode("utf-8", "surrogateescape")
 
 
+def _raw(value: str) -> bytes:
+    """The bytes a header had on the wire (`_text`'s inverse; mitmproxy decodes alike)."""
+    return value.encode("utf-8", "surrogateescape")
+
+
 def head_from_response(response: http.Response) -> ResponseHead:
     """Status line and headers as received, before replay adds its own headers."""
     return ResponseHead(
@@ -68,7 +73,7 @@ def inline_response(playback: Playback, http_version: str) -> http.Response:
         http_version=http_version.encode(),
         status_code=playback.status,
         reason=playback.reason.encode("latin-1", "replace"),
-        headers=http.Headers([(k.encode(), v.encode()) for k, v in playback.headers]),
+        headers=http.Headers([(_raw(k), _raw(v)) for k, v in playback.headers]),
         content=playback.body,
         trailers=None,
         timestamp_start=now,
@@ -112,7 +117,7 @@ class InlineResponses:
 
 
 def simple_response(status: int, headers: list[tuple[str, str]], body: bytes) -> http.Response:
-    return http.Response.make(status, body, [(k.encode(), v.encode()) for k, v in headers])
+    return http.Response.make(status, body, [(_raw(k), _raw(v)) for k, v in headers])
 
 
 @dataclass(frozen=True, slots=True)

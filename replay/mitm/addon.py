@@ -17,7 +17,7 @@ import os
 import sys
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from replay.models import Outcome, Request, ResponseHead
 from replay.player import Planner, Playback
 from replay.providers.errors import miss_response
 from replay.recorder import Recording
-from replay.redact import redact_query
+from replay.redact import redacted_url
 from replay.report import ReportLine, ReportWriter
 
 logger = logging.getLogger("replay")
@@ -44,6 +44,9 @@ class _FlowState:
     namespace: str
     decision: Decision | None
     outcome: Outcome
+    engine: Engine | None = None
+    """The engine that decided: a recording is committed through it even if options
+    changed meanwhile."""
     started: float = field(default_factory=time.monotonic)
     job: str | None = None
     target: adapt.Target | None = None
@@ -131,6 +134,7 @@ class ReplayAddon:
 
     def done(self) -> None:
         self._close_engine()
+        self.settings = None  # a later configure (the addon added again) builds anew
         if self.pacer is not None:
             self.pacer.close()
             self.pacer = None
@@ -170,13 +174,17 @@ class ReplayAddon:
         try:
             decision = engine.decide(request, namespace)
         except Exception as e:
-            logger.exception("replay: cannot handle %s %s", r.method, r.pretty_url)
+            logger.exception("replay: cannot handle %s %s", r.method, redacted_url(request))
             self._answer_error(flow, request, namespace, 502, f"replay failed: {e}")
             return None
-        state = _FlowState(request, namespace, decision, Outcome.FORWARDED)
+        state = _FlowState(request, namespace, decision, Outcome.FORWARDED, engine)
         self.flows[flow.id] = state
         if decision.action is Action.SERVE:
-            return self._serve(flow, state, decision)
+            try:
+                return self._serve(flow, state, decision)
+            except Exception as e:
+                self._fail(flow, state, e)
+                return None
         if decision.action is Action.FAIL:
             state.outcome = Outcome.MISS
             status, headers, body = miss_response(request, decision.key, engine.settings.mode)
@@ -193,32 +201,48 @@ class ReplayAddon:
         if playback.streamed and self.pacer is not None:
             return self._stream(flow, state, playback, asyncio.get_running_loop().time())
         if playback.ttfb > 0:
-            return self._answer_after(playback.ttfb, flow, playback, decision)
-        self._answer(flow, playback, decision)
+            return self._answer_after(playback.ttfb, flow, state, playback)
+        self._answer(flow, playback, state)
         return None
 
     async def _stream(
         self, flow: http.HTTPFlow, state: _FlowState, playback: Playback, t_request: float
     ) -> None:
         """Hand a playback of several chunks to the chunk server and point the flow at it."""
-        assert self.pacer is not None
-        await self.pacer.start()
-        state.job = self.pacer.register(playback, t_request)
-        h2 = flow.request.http_version.startswith("HTTP/2")
-        port = self.pacer.port_for(None if h2 else flow.client_conn.id)
-        state.target = adapt.route_to_loopback(flow, port, JOB_HEADER, state.job)
+        pacer = self.pacer
+        try:
+            assert pacer is not None
+            await pacer.start()
+            state.job = pacer.register(playback, t_request)
+            h2 = flow.request.http_version.startswith("HTTP/2")
+            port = pacer.port_for(None if h2 else flow.client_conn.id)
+            state.target = adapt.route_to_loopback(flow, port, JOB_HEADER, state.job)
+        except Exception as e:
+            self._fail(flow, state, e)
 
     async def _answer_after(
-        self, delay: float, flow: http.HTTPFlow, playback: Playback, decision: Decision
+        self, delay: float, flow: http.HTTPFlow, state: _FlowState, playback: Playback
     ) -> None:
         await asyncio.sleep(delay)
-        self._answer(flow, playback, decision)
+        try:
+            self._answer(flow, playback, state)
+        except Exception as e:
+            self._fail(flow, state, e)
 
-    def _answer(self, flow: http.HTTPFlow, playback: Playback, decision: Decision) -> None:
+    def _answer(self, flow: http.HTTPFlow, playback: Playback, state: _FlowState) -> None:
         """Answer inline: mitmproxy sends the response in one piece."""
-        flow.response = self.responses(
-            playback, flow.request.http_version, decision.key.fingerprint
-        )
+        assert state.decision is not None
+        fingerprint = state.decision.key.fingerprint
+        flow.response = self.responses(playback, flow.request.http_version, fingerprint)
+
+    def _fail(self, flow: http.HTTPFlow, state: _FlowState, error: Exception) -> None:
+        """The addon could not answer: a 502, never a fall-through to the real upstream."""
+        logger.error("replay: cannot serve %s: %r", redacted_url(state.request), error)
+        state.outcome = Outcome.ERROR
+        body = json.dumps({"error": {"message": f"replay failed: {error}"}}).encode()
+        flow.response = adapt.simple_response(502, [("content-type", "application/json")], body)
+        fingerprint = state.decision.key.fingerprint if state.decision else None
+        adapt.mark(flow.response, Outcome.ERROR, fingerprint)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         state = self.flows.get(flow.id)
@@ -229,12 +253,12 @@ class ReplayAddon:
             flow.response.stream = True
             adapt.mark(flow.response, Outcome.HIT, decision.key.fingerprint)
             return
-        if decision.action is not Action.FORWARD or self.engine is None:
+        if decision.action is not Action.FORWARD or state.engine is None:
             return
         state.head = adapt.head_from_response(flow.response)
         if flow.request.timestamp_end is not None and flow.response.timestamp_start is not None:
             state.ttfb = flow.response.timestamp_start - flow.request.timestamp_end
-        if self.engine.should_store(decision, flow.response.status_code):
+        if state.engine.should_store(decision, flow.response.status_code):
             state.recording = Recording()
             state.outcome = Outcome.RECORDED
             flow.response.stream = state.recording.tap
@@ -249,13 +273,21 @@ class ReplayAddon:
         self._release(flow, state)
         recording = state.recording
         if recording is not None and state.head is not None and state.decision is not None:
-            if recording.complete and self.engine is not None:
-                self.engine.commit(
+            if not recording.chunks and recording.abort_reason is None and flow.response:
+                # mitmproxy streams no body that ends with its headers (204, 304, an answer
+                # to HEAD, content-length 0): the tap never ran, the answer is complete.
+                if flow.response.raw_content:
+                    recording.tap(flow.response.raw_content)
+                recording.tap(b"")
+            if recording.complete and state.engine is not None:
+                state.engine.commit(
                     state.decision, state.request, state.head, state.ttfb, recording.chunks
                 )
             else:
                 state.outcome = Outcome.FORWARDED
-                logger.warning("replay: %s not stored: the stream did not end", flow.request.url)
+                logger.warning(
+                    "replay: %s not stored: the stream did not end", redacted_url(state.request)
+                )
         status = flow.response.status_code if flow.response else None
         self._report(state, status)
 
@@ -267,7 +299,7 @@ class ReplayAddon:
         reason = str(flow.error) if flow.error else "connection error"
         if state.recording is not None:
             state.recording.abort(reason)
-            logger.warning("replay: %s not stored: %s", flow.request.url, reason)
+            logger.warning("replay: %s not stored: %s", redacted_url(state.request), reason)
         if state.outcome is not Outcome.HIT:
             state.outcome = Outcome.ERROR
         status = flow.response.status_code if flow.response else None
@@ -295,7 +327,7 @@ class ReplayAddon:
             return
         r = state.request
         key = state.decision.key if state.decision else None
-        url = replace(r, query=redact_query(r.query)).url
+        url = redacted_url(r)
         self.report.write(
             ReportLine(
                 method=r.method,

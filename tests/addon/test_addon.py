@@ -199,3 +199,54 @@ def test_inline_responses_are_independent_copies() -> None:
     )
     assert second.raw_content == b'{"a":1}' and second.status_code == 200
     assert make(playback, "HTTP/2.0", fp).http_version == "HTTP/2.0"
+
+
+def test_an_answer_without_a_body_is_recorded(
+    addon: tuple[ReplayAddon, taddons.context], tmp_path: Path
+) -> None:
+    a, tctx = addon
+    tctx.configure(a, replay_mode="record")
+    f = chat_flow()
+    request(a, f)
+    f.response = tflow.tresp(status_code=204, content=b"")
+    a.responseheaders(f)
+    a.response(f)  # mitmproxy never streamed a body: the tap was not called
+    assert a.engine is not None
+    a.engine.flush()
+    assert len(list(tmp_path.rglob("*.zst"))) == 1
+
+
+def test_a_serve_that_fails_answers_502_instead_of_going_upstream(
+    addon: tuple[ReplayAddon, taddons.context], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, tctx = addon
+    tctx.configure(a, replay_mode="record")
+    f = chat_flow()
+    request(a, f)
+    f.response = tflow.tresp(content=b"")
+    a.responseheaders(f)
+    assert callable(f.response.stream)
+    f.response.stream(b'{"ok": true}')
+    f.response.stream(b"")
+    a.response(f)
+    assert a.engine is not None
+    a.engine.flush()
+    tctx.configure(a, replay_mode="replay")
+
+    def broken(*args: object) -> None:
+        raise UnicodeEncodeError("utf-8", "x", 0, 1, "a header that cannot be sent")
+
+    monkeypatch.setattr(a, "responses", broken)
+    replayed = chat_flow()
+    request(a, replayed)
+    # mitmproxy would log a hook's exception and send the flow upstream, credentials and all
+    assert replayed.response is not None and replayed.response.status_code == 502
+    assert replayed.response.headers["x-replay"] == "error"
+
+
+def test_the_addon_rebuilds_after_done(addon: tuple[ReplayAddon, taddons.context]) -> None:
+    a, tctx = addon
+    a.done()
+    assert a.engine is None
+    a.configure(set(tctx.options.keys()))
+    assert a.engine is not None and a.pacer is not None

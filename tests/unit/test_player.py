@@ -171,3 +171,19 @@ def test_connection_headers_of_the_recording_are_not_replayed() -> None:
     h = [("Connection", "close"), ("Keep-Alive", "timeout=5"), ("content-type", "a/b")]
     p = plan(interaction(h, [(0.0, b"{}")]), 1.0, None)
     assert [k for k, _ in p.headers] == ["content-type", "content-length"]
+
+
+def test_body_less_answers_keep_correct_lengths() -> None:
+    head_answer = interaction([("content-length", "42")], [])
+    assert ("content-length", "42") in plan(head_answer, 1.0, None).headers  # HEAD
+    no_content = Interaction(
+        **{
+            **{f: getattr(head_answer, f) for f in head_answer.__slots__},
+            "response": ResponseHead(204, "No Content", "HTTP/1.1", ()),
+        }
+    )
+    assert all(k != "content-length" for k, _ in plan(no_content, 1.0, None).headers)
+    empty_gzip = gzip.compress(b"")
+    h = [("content-encoding", "gzip"), ("content-length", str(len(empty_gzip)))]
+    decoded = plan(interaction(h, [(0.0, empty_gzip)]), 1.0, None)
+    assert decoded.body == b"" and ("content-length", "0") in decoded.headers

@@ -455,3 +455,34 @@ def test_redact_leaves_clean_interactions_unchanged() -> None:
     )
     interaction = make_interaction(request)
     assert redact(interaction).interaction.request == request
+
+
+def test_redacted_url_scrubs_path_and_secret_params() -> None:
+    from replay.redact import redacted_url
+
+    key = "sk-proj-Abc0123456789abcdefghijklmnop"
+    req = Request(
+        "GET", "https", "h", 443, f"/v1/keys/{key}", (("key", "AIzaX"), ("a", "b")), (), b""
+    )
+    url = redacted_url(req)
+    assert key not in url and "AIzaX" not in url and "a=b" in url
+
+
+def test_an_encoded_body_that_cannot_be_decoded_is_not_stored() -> None:
+    import gzip as gz
+
+    from replay.redact import UNDECODABLE_BODY, redact_request
+
+    secret = b'{"k": "sk-ant-api03-Secret0123456789abcdefghij"}'
+    broken = gz.compress(secret)[:-6]  # truncated: cannot be decoded
+    req = Request(
+        "POST",
+        "https",
+        "h",
+        443,
+        "/v1/x",
+        (),
+        (("content-encoding", "gzip"), ("content-type", "application/json")),
+        broken,
+    )
+    assert redact_request(req).body == UNDECODABLE_BODY
