@@ -153,6 +153,18 @@ class ReplayAddon:
         # Sync, returning an awaitable only when the answer has to wait (a recorded time to
         # first byte, the chunk server's start): mitmproxy awaits what a hook returns, and a
         # hit at speed 0 then costs no coroutine.
+        try:
+            return self._request(flow)
+        except Exception as e:
+            # mitmproxy would log the exception and send the request upstream, credentials
+            # and all, even in replay mode: answer 502 instead.
+            state = self.flows.get(flow.id)
+            if state is None:
+                state = _FlowState(adapt.request_from_flow(flow), "", None, Outcome.ERROR)
+            self._fail(flow, state, e)
+            return None
+
+    def _request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         engine = self.engine
         if engine is None or flow.response is not None or flow.id in self.flows:
             return None
@@ -180,11 +192,7 @@ class ReplayAddon:
         state = _FlowState(request, namespace, decision, Outcome.FORWARDED, engine)
         self.flows[flow.id] = state
         if decision.action is Action.SERVE:
-            try:
-                return self._serve(flow, state, decision)
-            except Exception as e:
-                self._fail(flow, state, e)
-                return None
+            return self._serve(flow, state, decision)
         if decision.action is Action.FAIL:
             state.outcome = Outcome.MISS
             status, headers, body = miss_response(request, decision.key, engine.settings.mode)
