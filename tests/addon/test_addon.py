@@ -36,6 +36,25 @@ def request(addon: ReplayAddon, flow: http.HTTPFlow) -> None:
         asyncio.run(wait())
 
 
+def forward(a: ReplayAddon, pieces: list[bytes] | None, status: int = 200) -> http.HTTPFlow:
+    """A chat request through the hooks as mitmproxy runs them for a forwarded answer:
+    `pieces` go through the stream tap, then the end of message (None: a body-less answer,
+    for which mitmproxy never calls the tap)."""
+    f = chat_flow()
+    request(a, f)
+    assert f.response is None  # forwarded
+    f.response = tflow.tresp(status_code=status, content=b"")
+    a.responseheaders(f)
+    if pieces is not None:
+        assert callable(f.response.stream)
+        for piece in [*pieces, b""]:
+            f.response.stream(piece)
+    a.response(f)
+    assert a.engine is not None
+    a.engine.flush()
+    return f
+
+
 def chat_flow(
     body: bytes = b'{"model":"m","messages":[]}',
     host: str = "api.openai.com",
@@ -140,20 +159,8 @@ def test_record_mode_taps_the_stream_and_marks_headers(
 ) -> None:
     a, tctx = addon
     tctx.configure(a, replay_mode="record")
-    f = chat_flow()
-    request(a, f)
-    assert f.response is None  # forwarded
-    f.response = tflow.tresp(content=b"")
-    f.response.headers["content-type"] = "application/json"
-    a.responseheaders(f)
-    assert callable(f.response.stream)
-    assert f.response.headers["x-replay"] == "recorded"
-    f.response.stream(b'{"ok":')
-    f.response.stream(b"true}")
-    f.response.stream(b"")
-    a.response(f)
-    assert a.engine is not None
-    a.engine.flush()
+    f = forward(a, [b'{"ok":', b"true}"])
+    assert f.response is not None and f.response.headers["x-replay"] == "recorded"
     [path] = list(tmp_path.rglob("*.zst"))
     assert path.name == f"{f.response.headers['x-replay-fingerprint']}.0.zst"
 
@@ -206,13 +213,7 @@ def test_an_answer_without_a_body_is_recorded(
 ) -> None:
     a, tctx = addon
     tctx.configure(a, replay_mode="record")
-    f = chat_flow()
-    request(a, f)
-    f.response = tflow.tresp(status_code=204, content=b"")
-    a.responseheaders(f)
-    a.response(f)  # mitmproxy never streamed a body: the tap was not called
-    assert a.engine is not None
-    a.engine.flush()
+    forward(a, None, status=204)  # mitmproxy never streamed a body: the tap was not called
     assert len(list(tmp_path.rglob("*.zst"))) == 1
 
 
@@ -221,16 +222,7 @@ def test_a_serve_that_fails_answers_502_instead_of_going_upstream(
 ) -> None:
     a, tctx = addon
     tctx.configure(a, replay_mode="record")
-    f = chat_flow()
-    request(a, f)
-    f.response = tflow.tresp(content=b"")
-    a.responseheaders(f)
-    assert callable(f.response.stream)
-    f.response.stream(b'{"ok": true}')
-    f.response.stream(b"")
-    a.response(f)
-    assert a.engine is not None
-    a.engine.flush()
+    forward(a, [b'{"ok": true}'])
     tctx.configure(a, replay_mode="replay")
 
     def broken(*args: object) -> None:
