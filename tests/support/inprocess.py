@@ -1,0 +1,130 @@
+"""Serve synthetic answers to the real SDKs in-process, through their HTTP client's mock
+transport (httpx2 for openai and anthropic, httpx for ollama and google-genai).
+
+`Responders` turns an SDK's request into a `replay.models.Request`, finds its route, calls the
+responder and hands back the answer: a streamed answer as its frames one by one, so the SDK
+parses them as separate reads, like chunks off the wire. No sockets, no sleeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+import httpx2
+
+from replay.models import Request
+from replay.providers import router
+from replay.providers.base import Answer, BadCall, Call, Reply, Session
+
+
+@dataclass
+class Responders:
+    """A mock-transport handler over the routes; records every request and answer."""
+
+    reply: Reply | None = None
+    session: Session = field(default_factory=Session)
+    seen: list[tuple[Request, Answer]] = field(default_factory=list)
+    fingerprint: str = "f" * 64
+
+    def answer(self, request: Request) -> Answer:
+        found = router.find(request)
+        if found is None:
+            raise AssertionError(f"no route for {request.method} {request.path}")
+        route, params = found
+        occurrence = sum(1 for r, _ in self.seen if r == request)
+        call = Call(request, self.fingerprint, occurrence, self.reply, self.session, params)
+        try:
+            answer = route.respond(call)
+        except BadCall as e:
+            raise AssertionError(f"responder refused the SDK's request: {e}") from None
+        self.seen.append((request, answer))
+        return answer
+
+    def _request(
+        self, method: str, url: str, headers: list[tuple[str, str]], body: bytes
+    ) -> Request:
+        parts = urlsplit(url)
+        return Request(
+            method=method,
+            scheme=parts.scheme,
+            host=parts.hostname or "",
+            port=parts.port or (443 if parts.scheme == "https" else 80),
+            path=parts.path,
+            query=tuple(parse_qsl(parts.query, keep_blank_values=True)),
+            headers=tuple(headers),
+            body=body,
+        )
+
+    def httpx2_handler(self, request: httpx2.Request) -> httpx2.Response:
+        answer = self.answer(
+            self._request(
+                request.method, str(request.url), list(request.headers.items()), request.read()
+            )
+        )
+        if answer.stream:
+            stream = _Frames2(answer.frames)
+            return httpx2.Response(answer.status, headers=list(answer.headers), stream=stream)
+        return httpx2.Response(answer.status, headers=list(answer.headers), content=answer.body)
+
+    def httpx_handler(self, request: httpx.Request) -> httpx.Response:
+        answer = self.answer(
+            self._request(
+                request.method, str(request.url), list(request.headers.items()), request.read()
+            )
+        )
+        if answer.stream:
+            stream = _Frames(answer.frames)
+            return httpx.Response(answer.status, headers=list(answer.headers), stream=stream)
+        return httpx.Response(answer.status, headers=list(answer.headers), content=answer.body)
+
+    async def httpx2_async_handler(self, request: httpx2.Request) -> httpx2.Response:
+        return self.httpx2_handler(request)
+
+    async def httpx_async_handler(self, request: httpx.Request) -> httpx.Response:
+        return self.httpx_handler(request)
+
+    def httpx2_client(self, **kwargs: Any) -> httpx2.Client:
+        return httpx2.Client(transport=httpx2.MockTransport(self.httpx2_handler), **kwargs)
+
+    def httpx2_async_client(self, **kwargs: Any) -> httpx2.AsyncClient:
+        return httpx2.AsyncClient(
+            transport=httpx2.MockTransport(self.httpx2_async_handler), **kwargs
+        )
+
+    def httpx_transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.httpx_handler)
+
+    def httpx_async_transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.httpx_async_handler)
+
+
+class _Frames(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A streamed body for httpx: the frames one by one, sync or async."""
+
+    def __init__(self, frames: tuple[bytes, ...]) -> None:
+        self.frames = frames
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.frames)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for frame in self.frames:
+            yield frame
+
+
+class _Frames2(httpx2.SyncByteStream, httpx2.AsyncByteStream):
+    """The same for httpx2."""
+
+    def __init__(self, frames: tuple[bytes, ...]) -> None:
+        self.frames = frames
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.frames)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for frame in self.frames:
+            yield frame
