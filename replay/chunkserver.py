@@ -26,7 +26,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 
-from replay.player import Framing, Playback
+from replay.player import Framing, Interruption, Playback
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class ChunkServer:
                     writer.write(_UNKNOWN_JOB)
                     await writer.drain()
                     continue
-                if not await _play(job, writer):
+                if not await _play(job, reader, writer):
                     return
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass  # the client went away: this stream ends, nothing else does
@@ -212,7 +212,7 @@ async def _sleep_until(loop: asyncio.AbstractEventLoop, when: float) -> None:
         await asyncio.sleep(delay)
 
 
-async def _play(job: _Job, writer: asyncio.StreamWriter) -> bool:
+async def _play(job: _Job, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
     """Send one playback on its schedule; True: the connection can serve the next one."""
     loop = asyncio.get_running_loop()
     playback = job.playback
@@ -222,7 +222,10 @@ async def _play(job: _Job, writer: asyncio.StreamWriter) -> bool:
     writer.write(_head(playback))
     await writer.drain()
     chunked = playback.framing is Framing.CHUNKED
-    for chunk in playback.chunks:
+    cut = playback.interruption
+    for index, chunk in enumerate(playback.chunks):
+        if cut is not None and index == cut.after:
+            return await _interrupt(cut, reader, writer)
         due = schedule.due(chunk.offset)
         await _sleep_until(loop, due)
         schedule.sent(due, loop.time())
@@ -231,7 +234,21 @@ async def _play(job: _Job, writer: asyncio.StreamWriter) -> bool:
         else:
             writer.write(chunk.data)
         await writer.drain()
+    if cut is not None:  # fewer chunks than `after`: the end never comes
+        return await _interrupt(cut, reader, writer)
     if chunked:
         writer.write(b"0\r\n\r\n")
         await writer.drain()
     return True
+
+
+async def _interrupt(
+    cut: Interruption, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> bool:
+    """A fault: stall as long as asked (or until the peer leaves), then drop the
+    connection without ending the body. Never reused."""
+    if cut.hold or cut.stall is not None:
+        with contextlib.suppress(TimeoutError, ConnectionError):
+            await asyncio.wait_for(reader.read(1), None if cut.hold else cut.stall)
+    writer.transport.abort()
+    return False

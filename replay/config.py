@@ -203,9 +203,6 @@ class Settings:
                 check_namespace(cassette)
             except ConfigError as e:
                 raise ConfigError(f"replay_cassette: {e}") from None
-        if values["replay_rules"]:
-            # TODO(#3): rules files arrive with the synthetic-answers issue.
-            raise ConfigError("replay_rules: rules files are not supported by this release yet")
         ports = values["replay_pacer_ports"]
         if not isinstance(ports, int) or not 1 <= ports <= 256:
             raise ConfigError(f"replay_pacer_ports: {ports!r} must be between 1 and 256")
@@ -215,7 +212,7 @@ class Settings:
             dir=values["replay_dir"],
             cassette=cassette,
             speed=parse_speed(str(values["replay_speed"])),
-            rules=None,
+            rules=values["replay_rules"] or None,
             ignore=parse_ignore(values["replay_ignore"]),
             hosts=_comma_list(values["replay_hosts"]),
             report=values["replay_report"] or None,

@@ -1,14 +1,18 @@
 """Orchestration: what to do with each request, and what to keep of each answer.
 
 Owns the mode table (`decide_action`, a pure function over mode, miss policy and whether the
-store has the request), the per-run occurrence counters, and `commit`, the one place where a
-finished recording becomes a stored interaction (through `redact`, the only way to the store).
-Owns record mode's clean-stop clean-up. Knows nothing of mitmproxy or sockets.
+store has the request), the rules file's say on each request (an answer rule answers in every
+mode), the per-run occurrence counters, made-up answers (`synthesize`: the responder for the
+endpoint, or a provider-shaped miss naming the nearest recording), and `commit`, the one
+place where a finished recording becomes a stored interaction (through `redact`, the only way
+to the store). Owns record mode's clean-stop clean-up and the per-run state of stateful
+synthetic surfaces. Knows nothing of mitmproxy or sockets.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,14 +34,23 @@ from replay.models import (
     Chunk,
     Interaction,
     Key,
+    Outcome,
     Provenance,
     Request,
     ResponseHead,
 )
+from replay.nearmiss import NearMissIndex
+from replay.providers import router
+from replay.providers.base import Answer, BadCall, Call, Session
+from replay.providers.errors import bad_request_answer, error_answer, miss_answer
 from replay.redact import redact, redacted_url
+from replay.rules import RulesFile, SyntheticPacing, Verdict
 from replay.store import Store
 
 logger = logging.getLogger(__name__)
+
+NO_VERDICT = Verdict(answer=None, latency=None, fault=None, rules=())
+"""No rules file, or no rule matched."""
 
 
 class Action(StrEnum):
@@ -47,6 +60,8 @@ class Action(StrEnum):
     """Send upstream (and record the answer if `Decision.record`)."""
     FAIL = "fail"
     """Answer with a provider-shaped miss error."""
+    SYNTHESIZE = "synthesize"
+    """Answer with a made-up response (a responder, or a rule's canned answer)."""
 
 
 def decide_action(mode: Mode, miss: MissPolicy, stored: bool) -> tuple[Action, bool]:
@@ -63,7 +78,8 @@ def decide_action(mode: Mode, miss: MissPolicy, stored: bool) -> tuple[Action, b
                 return Action.SERVE, False
             if miss is MissPolicy.FORWARD:
                 return Action.FORWARD, False
-            # TODO(#3): MissPolicy.SYNTHETIC answers like ERROR until responders land.
+            if miss is MissPolicy.SYNTHETIC:
+                return Action.SYNTHESIZE, False
             return Action.FAIL, False
 
 
@@ -75,22 +91,44 @@ class Decision:
     fingerprint: Fingerprint
     interaction: Interaction | None = None
     """The stored interaction to serve, for SERVE."""
+    verdict: Verdict = NO_VERDICT
+    """What the rules file says: an answer rule, latency and fault modifiers."""
 
 
 class Engine:
     """Decides per request and commits recordings; one per proxy run and settings."""
 
-    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+    def __init__(
+        self, settings: Settings, store: Store | None = None, rules: RulesFile | None = None
+    ) -> None:
         self.settings = settings
         self.store = store if store is not None else Store(settings.dir)
         self.policy = FingerprintPolicy(ignore=settings.ignore)
         self.hosts = HostPolicy(settings.hosts)
+        if rules is None and settings.rules:
+            rules = RulesFile(settings.rules)
+        self.rules = rules
+        self.session = Session()
+        self.nearmiss = NearMissIndex(self.store, self.policy)
+        if settings.mode is Mode.REPLAY and settings.miss is MissPolicy.ERROR:
+            # Every miss names its nearest recording: index the namespace off the event loop
+            # now rather than on the first miss.
+            namespace = settings.cassette or DEFAULT_NAMESPACE
+            threading.Thread(
+                target=self._warm, args=(namespace,), name="replay-nearmiss", daemon=True
+            ).start()
         self._occurrences: dict[tuple[str, str], int] = {}
         self._recorded: dict[tuple[str, str], int] = {}
         # Decoding and redacting a recording costs CPU (a few ms for a large body), and the
         # last chunk reaches the client only once the response hook returns: one worker
         # thread does it, in order, then hands the result to the store's writer.
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-commit")
+
+    def _warm(self, namespace: str) -> None:
+        try:
+            self.nearmiss.warm(namespace)
+        except Exception:
+            logger.exception("replay: could not index %s for near-miss errors", namespace)
 
     def namespace(self, requested: str | None) -> str:
         """The namespace for a request: its header, else `replay_cassette`, else default."""
@@ -108,6 +146,11 @@ class Engine:
         occurrence = self._occurrences.get(counter, 0)
         self._occurrences[counter] = occurrence + 1
         key = Key(namespace, fp.hex, occurrence)
+        verdict = NO_VERDICT
+        if self.rules is not None:
+            verdict = self.rules.current().evaluate(decoded_request(request), namespace)
+            if verdict.answer is not None:  # answers instead of the store or upstream
+                return Decision(Action.SYNTHESIZE, False, key, fp, None, verdict)
         found: Interaction | None = None
         if self.settings.mode is Mode.REPLAY:
             found = self.store.get_latest(key)
@@ -116,7 +159,63 @@ class Engine:
         if found is not None and not found.complete:
             found = None  # an interrupted recording is a miss
         action, record = decide_action(self.settings.mode, self.settings.miss, found is not None)
-        return Decision(action, record, key, fp, found if action is Action.SERVE else None)
+        served = found if action is Action.SERVE else None
+        return Decision(action, record, key, fp, served, verdict)
+
+    @property
+    def pacing(self) -> SyntheticPacing:
+        """Time to first byte and gap between chunks of made-up streams (unscaled)."""
+        return self.rules.current().settings.synthetic if self.rules else SyntheticPacing()
+
+    def synthesize(self, decision: Decision, request: Request) -> tuple[Answer, Outcome]:
+        """A made-up answer: the rule's canned reply or error, else the endpoint's responder;
+        a provider-shaped miss (404, naming the nearest recording) when no responder knows
+        the endpoint. A request the responder finds malformed gets the provider's 400."""
+        decoded = decoded_request(request)
+        rule = decision.verdict.answer
+        found = router.find(decoded)
+        provider = found[0].provider if found else provider_of(decoded)
+        if rule is not None and rule.error is not None:
+            e = rule.error
+            answer = error_answer(
+                provider,
+                e.status,
+                e.message or f"replay: error {e.status} from rule {rule.name!r}",
+                code=e.code,
+                retry_after=e.retry_after,
+                headers=e.headers,
+            )
+            return answer, Outcome.SYNTHETIC
+        if found is None:
+            return self.miss(decision, request, unknown_endpoint=True), Outcome.MISS
+        route, params = found
+        key = decision.key
+        reply = rule.reply if rule is not None else None
+        call = Call(decoded, key.fingerprint, key.occurrence, reply, self.session, params)
+        try:
+            return route.respond(call), Outcome.SYNTHETIC
+        except BadCall as e:
+            return bad_request_answer(provider, str(e)), Outcome.SYNTHETIC
+
+    def miss(self, decision: Decision, request: Request, unknown_endpoint: bool = False) -> Answer:
+        """The provider-shaped 404 for a request nothing answers, naming the nearest
+        recorded request of its namespace and the first field that differs."""
+        nearest = None
+        request = decoded_request(request)
+        try:
+            nearest = self.nearmiss.nearest(decision.key.namespace, request)
+        except Exception:
+            logger.exception("replay: near-miss search failed for %s", redacted_url(request))
+        found = router.find(request)
+        provider = found[0].provider if found else None
+        return miss_answer(
+            request,
+            decision.key,
+            self.settings.mode,
+            nearest,
+            provider,
+            unknown_endpoint=unknown_endpoint,
+        )
 
     def should_store(self, decision: Decision, status: int) -> bool:
         """Whether a forwarded answer with `status` is kept (auto keeps 2xx unless told)."""

@@ -80,6 +80,12 @@ def _fingerprint(request: Request, policy: FingerprintPolicy) -> Fingerprint:
     )
 
 
+def material(request: Request, policy: FingerprintPolicy) -> dict[str, object]:
+    """The canonical material that `fingerprint` hashes, freshly built (not memoised, so
+    the caller may keep or change it). A stored request gives its original's material."""
+    return _material(request, policy)
+
+
 def _material(request: Request, policy: FingerprintPolicy) -> dict[str, object]:
     return {
         "v": FINGERPRINT_VERSION,

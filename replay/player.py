@@ -43,6 +43,17 @@ class Framing(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Interruption:
+    """A fault injected into a playback: after `after` body chunks, stop sending; then
+    drop the connection at once (`stall` None and not `hold`), after `stall` seconds, or
+    (`hold`) only when the client gives up. The stream never ends cleanly."""
+
+    after: int
+    stall: float | None = None
+    hold: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Playback:
     """A response ready to send: offsets already scaled by the replay speed."""
 
@@ -52,11 +63,12 @@ class Playback:
     ttfb: float
     chunks: tuple[Chunk, ...]
     framing: Framing
+    interruption: Interruption | None = None
 
     @property
     def streamed(self) -> bool:
-        """Sent through the chunk server (several chunks), rather than inline."""
-        return len(self.chunks) > 1
+        """Sent through the chunk server (several chunks, or a fault), rather than inline."""
+        return len(self.chunks) > 1 or self.interruption is not None
 
     @property
     def body(self) -> bytes:
@@ -153,10 +165,7 @@ def _reason(head: ResponseHead) -> str:
     """The reason phrase an HTTP/1 client saw: HTTP/2 has none, mitmproxy makes one up."""
     if head.reason or not head.http_version.startswith(("HTTP/2", "HTTP/3")):
         return head.reason
-    try:
-        return HTTPStatus(head.status).phrase
-    except ValueError:
-        return ""
+    return _phrase(head.status)
 
 
 def _with_framing(headers: Headers, framing: tuple[str, str]) -> Headers:
@@ -202,3 +211,59 @@ class Planner:
         if len(self._memo) > self._size:
             self._memo.popitem(last=False)
         return playback
+
+
+def paced(
+    status: int,
+    headers: Headers,
+    frames: tuple[bytes, ...],
+    stream: bool,
+    ttfb: float,
+    gap: float,
+    speed: float,
+) -> Playback:
+    """The playback of a made-up answer: a stream sends its frames `gap` seconds apart
+    after `ttfb` (both divided by `speed`), chunked; anything else one body with a length.
+    `headers` carry no framing."""
+    headers = without_headers(headers, HOP_HEADERS | CONNECTION_HEADERS)
+    reason = _phrase(status)
+    if stream and len(frames) > 1:
+        sent = [f for f in frames if f]
+        chunks = tuple(Chunk(_scaled(i * gap, speed), f) for i, f in enumerate(sent))
+        headers = (*headers, ("transfer-encoding", "chunked"))
+        return Playback(status, reason, headers, _scaled(ttfb, speed), chunks, Framing.CHUNKED)
+    body = b"".join(frames)
+    if status not in NO_BODY_STATUSES and status >= 200:
+        headers = (*headers, ("content-length", str(len(body))))
+    chunks = (Chunk(0.0, body),) if body else ()
+    return Playback(status, reason, headers, _scaled(ttfb, speed), chunks, Framing.LENGTH)
+
+
+def modified(
+    playback: Playback,
+    ttfb: float | None = None,
+    gap: float | None = None,
+    interruption: Interruption | None = None,
+) -> Playback:
+    """`playback` with a rule's modifiers: a new time to first byte, chunks re-spaced
+    `gap` seconds apart (a playback of one chunk has no gaps), a fault. Unscaled: a rule's
+    latency is meant as written, whatever `replay_speed`."""
+    chunks = playback.chunks
+    if gap is not None:
+        chunks = tuple(Chunk(i * gap, c.data) for i, c in enumerate(chunks))
+    return Playback(
+        playback.status,
+        playback.reason,
+        playback.headers,
+        playback.ttfb if ttfb is None else ttfb,
+        chunks,
+        playback.framing,
+        interruption if interruption is not None else playback.interruption,
+    )
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""

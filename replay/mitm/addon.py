@@ -29,11 +29,11 @@ from replay.engine import Action, Decision, Engine
 from replay.errors import BadNamespace, ConfigError
 from replay.mitm import adapt
 from replay.models import Outcome, Request, ResponseHead
-from replay.player import Planner, Playback
-from replay.providers.errors import miss_response
+from replay.player import Interruption, Planner, Playback, modified, paced
 from replay.recorder import Recording
 from replay.redact import redacted_url
 from replay.report import ReportLine, ReportWriter
+from replay.rules import Fault, RulesFile
 
 logger = logging.getLogger("replay")
 
@@ -53,6 +53,42 @@ class _FlowState:
     recording: Recording | None = None
     head: ResponseHead | None = None
     ttfb: float = 0.0
+    fault: Interruption | None = None
+    """A rule's fault on a forwarded answer: chunks past `after` are withheld."""
+
+
+UPSTREAM_HOLD = 300.0
+"""How long a held stall keeps a forwarded answer's client waiting (upstream is done)."""
+
+
+def _interruption(fault: Fault | None) -> Interruption | None:
+    """A rule's fault as the player's interruption."""
+    if fault is None:
+        return None
+    if fault.stall_after is not None:
+        return Interruption(fault.stall_after, fault.stall, hold=fault.stall is None)
+    if fault.cut_after is not None:
+        return Interruption(fault.cut_after)
+    return None
+
+
+class _Withheld:
+    """A response stream function that passes the first `after` chunks (through `inner`,
+    the recording tap or nothing) and withholds the rest from the client."""
+
+    def __init__(self, inner: object, after: int) -> None:
+        self.inner = inner if callable(inner) else None
+        self.left = after
+
+    def __call__(self, data: bytes) -> bytes | list[bytes]:
+        if self.inner is not None:
+            data = self.inner(data)
+        if not data:
+            return data
+        if self.left <= 0:
+            return []  # not b"": an empty chunk would end a chunked body cleanly
+        self.left -= 1
+        return data
 
 
 def _user_set_connection_strategy() -> bool:
@@ -109,9 +145,13 @@ class ReplayAddon:
             ctx.options.update(connection_strategy="lazy")
             logger.info("replay: connection_strategy set to lazy")
         if settings != self.settings:
+            try:  # an invalid rules file stops startup (or this change), naming the problem
+                rules = RulesFile(settings.rules) if settings.rules else None
+            except ConfigError as e:
+                raise exceptions.OptionsError(f"replay_rules: {e}") from None
             self._close_engine()
             self.settings = settings
-            self.engine = Engine(settings)
+            self.engine = Engine(settings, rules=rules)
             self.planner = Planner(settings.speed)
             self.responses = adapt.InlineResponses()
             self.report = ReportWriter(settings.report) if settings.report else None
@@ -191,21 +231,48 @@ class ReplayAddon:
             return None
         state = _FlowState(request, namespace, decision, Outcome.FORWARDED, engine)
         self.flows[flow.id] = state
-        if decision.action is Action.SERVE:
-            return self._serve(flow, state, decision)
-        if decision.action is Action.FAIL:
-            state.outcome = Outcome.MISS
-            status, headers, body = miss_response(request, decision.key, engine.settings.mode)
-            flow.response = adapt.simple_response(status, headers, body)
-            adapt.mark(flow.response, Outcome.MISS, decision.key.fingerprint)
-        return None
+        match decision.action:
+            case Action.SERVE:
+                assert decision.interaction is not None
+                state.outcome = Outcome.HIT
+                accept = request.header("accept-encoding")
+                return self._deliver(flow, state, self.planner(decision.interaction, accept))
+            case Action.SYNTHESIZE:
+                answer, state.outcome = engine.synthesize(decision, request)
+                pacing = engine.pacing
+                ttfb, gap = pacing.ttfb, pacing.chunk
+            case Action.FAIL:
+                state.outcome = Outcome.MISS
+                answer, ttfb, gap = engine.miss(decision, request), 0.0, 0.0
+            case _:
+                return None  # forwarded: modifiers apply when the answer comes
+        playback = paced(
+            answer.status,
+            answer.headers,
+            answer.frames,
+            answer.stream,
+            ttfb,
+            gap,
+            engine.settings.speed,
+        )
+        return self._deliver(flow, state, playback)
 
-    def _serve(
-        self, flow: http.HTTPFlow, state: _FlowState, decision: Decision
+    def _deliver(
+        self, flow: http.HTTPFlow, state: _FlowState, playback: Playback
     ) -> Awaitable[None] | None:
-        assert decision.interaction is not None
-        state.outcome = Outcome.HIT
-        playback = self.planner(decision.interaction, state.request.header("accept-encoding"))
+        """Send a playback (a hit, a made-up answer, a miss) with the rules' modifiers:
+        through the chunk server when it has several chunks or a fault, else inline after
+        its time to first byte."""
+        assert state.decision is not None
+        verdict = state.decision.verdict
+        if verdict.latency is not None or verdict.fault is not None:
+            latency = verdict.latency
+            playback = modified(
+                playback,
+                latency.ttfb if latency else None,
+                latency.chunk if latency else None,
+                _interruption(verdict.fault),
+            )
         if playback.streamed and self.pacer is not None:
             return self._stream(flow, state, playback, asyncio.get_running_loop().time())
         if playback.ttfb > 0:
@@ -241,7 +308,12 @@ class ReplayAddon:
         """Answer inline: mitmproxy sends the response in one piece."""
         assert state.decision is not None
         fingerprint = state.decision.key.fingerprint
-        flow.response = self.responses(playback, flow.request.http_version, fingerprint)
+        version = flow.request.http_version
+        if state.outcome is Outcome.HIT and not state.decision.verdict.rules:
+            flow.response = self.responses(playback, version, fingerprint)
+        else:
+            flow.response = adapt.inline_response(playback, version)
+            adapt.mark(flow.response, state.outcome, fingerprint)
 
     def _fail(self, flow: http.HTTPFlow, state: _FlowState, error: Exception) -> None:
         """The addon could not answer: a 502, never a fall-through to the real upstream."""
@@ -252,17 +324,17 @@ class ReplayAddon:
         fingerprint = state.decision.key.fingerprint if state.decision else None
         adapt.mark(flow.response, Outcome.ERROR, fingerprint)
 
-    def responseheaders(self, flow: http.HTTPFlow) -> None:
+    def responseheaders(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         state = self.flows.get(flow.id)
         if state is None or state.decision is None or flow.response is None:
-            return
+            return None
         decision = state.decision
         if state.target is not None:  # a stream from our chunk server
             flow.response.stream = True
-            adapt.mark(flow.response, Outcome.HIT, decision.key.fingerprint)
-            return
+            adapt.mark(flow.response, state.outcome, decision.key.fingerprint)
+            return None
         if decision.action is not Action.FORWARD or state.engine is None:
-            return
+            return None
         state.head = adapt.head_from_response(flow.response)
         if flow.request.timestamp_end is not None and flow.response.timestamp_start is not None:
             state.ttfb = flow.response.timestamp_start - flow.request.timestamp_end
@@ -273,11 +345,20 @@ class ReplayAddon:
         else:
             flow.response.stream = True  # forward as it arrives, never buffer
         adapt.mark(flow.response, state.outcome, decision.key.fingerprint)
+        verdict = decision.verdict
+        if verdict.fault is not None:
+            cut = _interruption(verdict.fault)
+            assert cut is not None
+            state.fault = cut
+            flow.response.stream = _Withheld(flow.response.stream, cut.after)
+        if verdict.latency is not None and verdict.latency.ttfb:
+            return asyncio.sleep(verdict.latency.ttfb)  # holds the headers back
+        return None
 
-    def response(self, flow: http.HTTPFlow) -> None:
+    def response(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         state = self.flows.pop(flow.id, None)
         if state is None:
-            return
+            return None
         self._release(flow, state)
         recording = state.recording
         if recording is not None and state.head is not None and state.decision is not None:
@@ -297,7 +378,19 @@ class ReplayAddon:
                     "replay: %s not stored: the stream did not end", redacted_url(state.request)
                 )
         status = flow.response.status_code if flow.response else None
+        if state.fault is not None:  # a rule's fault on an upstream answer
+            self._report(state, status, "fault: connection dropped")
+            return self._drop(flow, state.fault)
         self._report(state, status)
+        return None
+
+    async def _drop(self, flow: http.HTTPFlow, cut: Interruption) -> None:
+        """End an upstream answer withheld by a fault: stall if asked, then kill the flow
+        (the client sees the connection drop before the body ends)."""
+        if cut.hold or cut.stall:
+            await asyncio.sleep(UPSTREAM_HOLD if cut.hold else (cut.stall or 0.0))
+        if flow.killable:
+            flow.kill()
 
     def error(self, flow: http.HTTPFlow) -> None:
         state = self.flows.pop(flow.id, None)

@@ -125,10 +125,14 @@ class Call:
 
     @property
     def model(self) -> str | None:
-        """The body's `model`, else the path's (Gemini `models/X:`, Azure deployment)."""
+        """The body's `model`, else the path's (the route's `model` group: Gemini
+        `models/X:`, an Azure deployment)."""
+        body = self.body
+        if isinstance(body, dict) and isinstance(body.get("model"), str):
+            return str(body["model"])
         if "model" in self.params:
             return self.params["model"]
-        return model_of(self.request, self.request.body)
+        return model_of(self.request, b"")
 
     def rng(self, *purpose: str | int) -> random.Random:
         """A Random for one purpose of this call (text, ids, vectors...), stable per call."""
@@ -181,7 +185,7 @@ def json_answer(obj: object, status: int = 200, headers: Headers = ()) -> Answer
 
 def stream_answer(frames: list[bytes], content_type: str, headers: Headers = ()) -> Answer:
     """A streamed answer of pre-framed events (`sse.sse_event`, `sse.ndjson_line`)."""
-    return Answer(200, (("content-type", content_type), *headers), tuple(frames))
+    return Answer(200, (("content-type", content_type), *headers), tuple(frames), stream=True)
 
 
 def made_up_text(call: Call, max_tokens: int | None = None) -> tuple[str, bool]:

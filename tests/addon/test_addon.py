@@ -103,7 +103,8 @@ def test_invalid_option_raises_options_error(addon: tuple[ReplayAddon, taddons.c
 
 
 def test_miss_answers_404_in_openai_shape(addon: tuple[ReplayAddon, taddons.context]) -> None:
-    a, _ = addon
+    a, tctx = addon
+    tctx.configure(a, replay_miss="error")
     f = chat_flow(x_replay_cassette="suite")
     request(a, f)
     assert f.response is not None and f.response.status_code == 404
@@ -117,7 +118,8 @@ def test_miss_answers_404_in_openai_shape(addon: tuple[ReplayAddon, taddons.cont
 def test_anthropic_miss_uses_anthropic_error_shape(
     addon: tuple[ReplayAddon, taddons.context],
 ) -> None:
-    a, _ = addon
+    a, tctx = addon
+    tctx.configure(a, replay_miss="error")
     f = chat_flow(host="api.anthropic.com", path="/v1/messages")
     request(a, f)
     assert f.response is not None

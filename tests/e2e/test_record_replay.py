@@ -221,12 +221,10 @@ def test_anthropic_and_gemini_sdks_replay(
                 messages=[{"role": "user", "content": "plain"}],
             )
             out["anthropic"] = msg.content[0].text  # type: ignore[union-attr]
-        gem = genai.Client(api_key="AIza-test-0000000000000000000000")
-        out["gemini"] = gem.models.generate_content(model="gemini-rig", contents="hi gem").text
-        out["gemini_stream"] = "".join(
-            c.text or ""
-            for c in gem.models.generate_content_stream(model="gemini-rig", contents="stream gem")
-        )
+        with genai.Client(api_key="AIza-test-0000000000000000000000") as gem:
+            out["gemini"] = gem.models.generate_content(model="gemini-rig", contents="hi gem").text
+            stream = gem.models.generate_content_stream(model="gemini-rig", contents="stream gem")
+            out["gemini_stream"] = "".join(c.text or "" for c in stream)
         return out
 
     proxy_env(replay_proxy(proxy_factory, "record", store, fake_upstream.port))
@@ -347,8 +345,8 @@ def test_an_interrupted_stream_is_never_stored(
 ) -> None:
     store = tmp_path / "cassettes"
     proxy = replay_proxy(proxy_factory, "record", store, fake_upstream.port)
-    with pytest.raises((ValueError, ConnectionError, OSError)):
-        post(proxy, bundle, chat_body("cut", stream=True), x_fake_cut_after="3")
+    cut = post(proxy, bundle, chat_body("cut", stream=True), x_fake_cut_after="3")
+    assert not cut.complete and len(cut.chunks) <= 3
     proxy.wait_for_output(r"not stored", timeout=10)
     assert proxy.stop() == 0
     assert stored_files(store) == []

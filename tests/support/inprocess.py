@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import httpx2
 
+from replay.fingerprint import FingerprintPolicy, fingerprint
 from replay.models import Request
 from replay.providers import router
 from replay.providers.base import Answer, BadCall, Call, Reply, Session
@@ -28,15 +30,25 @@ class Responders:
     reply: Reply | None = None
     session: Session = field(default_factory=Session)
     seen: list[tuple[Request, Answer]] = field(default_factory=list)
-    fingerprint: str = "f" * 64
+    fingerprint: str | None = "f" * 64
+    """One fingerprint for every request, so that different requests (a stream and its
+    non-stream twin) get the same made-up text; None: each request's own fingerprint, as
+    the proxy computes it (stateful surfaces need distinct ids per request)."""
+    occurrences: dict[str, int] = field(default_factory=dict)
 
     def answer(self, request: Request) -> Answer:
         found = router.find(request)
         if found is None:
             raise AssertionError(f"no route for {request.method} {request.path}")
         route, params = found
-        occurrence = sum(1 for r, _ in self.seen if r == request)
-        call = Call(request, self.fingerprint, occurrence, self.reply, self.session, params)
+        if self.fingerprint is None:
+            fp = fingerprint(request, FingerprintPolicy()).hex
+            occurrence = self.occurrences.get(fp, 0)
+            self.occurrences[fp] = occurrence + 1
+        else:  # occurrences count identical requests
+            fp = self.fingerprint
+            occurrence = sum(1 for r, _ in self.seen if r == request)
+        call = Call(request, fp, occurrence, self.reply, self.session, params)
         try:
             answer = route.respond(call)
         except BadCall as e:
@@ -128,3 +140,16 @@ class _Frames2(httpx2.SyncByteStream, httpx2.AsyncByteStream):
     async def __aiter__(self) -> AsyncIterator[bytes]:
         for frame in self.frames:
             yield frame
+
+
+def http_client_for(sdk: ModuleType, responders: Responders, *, asynchronous: bool = False) -> Any:
+    """The `http_client=` for a Stainless SDK module (openai, anthropic) of any generation:
+    httpx2 for the current ones, httpx for openai 1.x and anthropic 0.x (`make compat`)."""
+    base = sdk.DefaultAsyncHttpxClient if asynchronous else sdk.DefaultHttpxClient
+    if any(cls.__module__.startswith("httpx2") for cls in base.__mro__):
+        if asynchronous:
+            return responders.httpx2_async_client()
+        return responders.httpx2_client()
+    if asynchronous:
+        return httpx.AsyncClient(transport=responders.httpx_async_transport())
+    return httpx.Client(transport=responders.httpx_transport())

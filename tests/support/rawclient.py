@@ -26,6 +26,8 @@ class RawResponse:
     times: list[float] = field(default_factory=list)
     """Seconds from the request being sent to each chunk being fully read."""
     t_headers: float = 0.0
+    complete: bool = True
+    """False when the connection closed before the body ended (a cut stream)."""
 
     @property
     def status(self) -> int:
@@ -117,7 +119,11 @@ def _read_response(reader: BinaryIO, t0: float) -> RawResponse:
     resp = RawResponse(status_line, headers, t_headers=time.monotonic() - t0)
     if "chunked" in (resp.header("transfer-encoding") or "").lower():
         for _ in range(1_000_000):
-            size = int(reader.readline().split(b";")[0].strip(), 16)
+            size_line = reader.readline()
+            if not size_line.endswith(b"\n"):  # the connection closed mid-body
+                resp.complete = False
+                break
+            size = int(size_line.split(b";")[0].strip(), 16)
             data = reader.read(size + 2)
             if size == 0:
                 break
@@ -125,6 +131,7 @@ def _read_response(reader: BinaryIO, t0: float) -> RawResponse:
             resp.times.append(time.monotonic() - t0)
     elif (length := resp.header("content-length")) is not None:
         data = reader.read(int(length))
+        resp.complete = len(data) == int(length)
         resp.chunks.append(data)
         resp.times.append(time.monotonic() - t0)
     else:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from replay.chunkserver import JOB_HEADER, ChunkServer
 from replay.models import Chunk
-from replay.player import Framing, Playback
+from replay.player import Framing, Interruption, Playback, modified
 
 
 def playback(
@@ -194,3 +195,102 @@ def test_schedule_absorbs_jitter_and_slips_when_the_loop_runs_late() -> None:
     assert abs(s.due(0.15) - 10.18) < 1e-9
     s.sent(s.due(0.15), s.due(0.15))
     assert abs(s.due(0.2) - 10.23) < 1e-9
+
+
+def _with_cut(p: Playback, cut: Interruption) -> Playback:
+    return modified(p, interruption=cut)
+
+
+async def _read_until_closed(reader: asyncio.StreamReader) -> bytes:
+    data = b""
+    for _ in range(1000):
+        piece = await reader.read(65536)
+        if not piece:
+            return data
+        data += piece
+    raise AssertionError("connection never closed")
+
+
+def test_a_cut_drops_the_connection_after_n_chunks_without_the_terminator() -> None:
+    async def main() -> None:
+        server = ChunkServer(ports=1)
+        await server.start()
+        try:
+            events = [b"data: a\n\n", b"data: b\n\n", b"data: c\n\n"]
+            p = _with_cut(playback(events), Interruption(after=2))
+            assert p.streamed
+            job = server.register(p, asyncio.get_running_loop().time())
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port_for(None))
+            writer.write(request(job))
+            await read_head(reader)
+            rest = await _read_until_closed(reader)
+            assert rest == b"9\r\ndata: a\n\n\r\n9\r\ndata: b\n\n\r\n"  # no c, no 0-chunk
+            writer.close()
+        finally:
+            server.close()
+
+    asyncio.run(main())
+
+
+def test_a_cut_past_the_last_chunk_still_never_ends_the_body() -> None:
+    async def main() -> None:
+        server = ChunkServer(ports=1)
+        await server.start()
+        try:
+            body = b'{"ok": true}'
+            p = _with_cut(playback([body], Framing.LENGTH), Interruption(after=5))
+            job = server.register(p, asyncio.get_running_loop().time())
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port_for(None))
+            writer.write(request(job))
+            head = await read_head(reader)
+            assert f"content-length: {len(body)}" in head
+            assert await _read_until_closed(reader) == body
+            writer.close()
+        finally:
+            server.close()
+
+    asyncio.run(main())
+
+
+def test_a_held_stall_lasts_until_the_client_leaves() -> None:
+    async def main() -> None:
+        server = ChunkServer(ports=1)
+        await server.start()
+        try:
+            p = _with_cut(playback([b"a", b"b"]), Interruption(after=1, hold=True))
+            job = server.register(p, asyncio.get_running_loop().time())
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port_for(None))
+            writer.write(request(job))
+            await read_head(reader)
+            assert await reader.readexactly(6) == b"1\r\na\r\n"
+            with contextlib.suppress(TimeoutError):  # nothing more comes while held
+                extra = await asyncio.wait_for(reader.read(1), 0.05)
+                raise AssertionError(f"stalled stream sent {extra!r}")
+            writer.close()  # the client gives up: the server's task ends
+            for _ in range(200):
+                if not server._tasks:
+                    break
+                await asyncio.sleep(0.005)
+            assert not server._tasks
+        finally:
+            server.close()
+
+    asyncio.run(main())
+
+
+def test_a_timed_stall_drops_the_connection_afterwards() -> None:
+    async def main() -> None:
+        server = ChunkServer(ports=1)
+        await server.start()
+        try:
+            p = _with_cut(playback([b"a", b"b"]), Interruption(after=1, stall=0.0))
+            job = server.register(p, asyncio.get_running_loop().time())
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port_for(None))
+            writer.write(request(job))
+            await read_head(reader)
+            assert await _read_until_closed(reader) == b"1\r\na\r\n"
+            writer.close()
+        finally:
+            server.close()
+
+    asyncio.run(main())

@@ -13,7 +13,7 @@ from replay.errors import BadNamespace
 from replay.models import Chunk, Key, Request, ResponseHead
 from replay.store import Store
 
-S, F, X = Action.SERVE, Action.FORWARD, Action.FAIL
+S, F, X, Y = Action.SERVE, Action.FORWARD, Action.FAIL, Action.SYNTHESIZE
 
 
 @pytest.mark.parametrize(
@@ -21,7 +21,8 @@ S, F, X = Action.SERVE, Action.FORWARD, Action.FAIL
     [
         (Mode.REPLAY, MissPolicy.ERROR, True, (S, False)),
         (Mode.REPLAY, MissPolicy.ERROR, False, (X, False)),
-        (Mode.REPLAY, MissPolicy.SYNTHETIC, False, (X, False)),
+        (Mode.REPLAY, MissPolicy.SYNTHETIC, False, (Y, False)),
+        (Mode.REPLAY, MissPolicy.SYNTHETIC, True, (S, False)),
         (Mode.REPLAY, MissPolicy.FORWARD, False, (F, False)),
         (Mode.REPLAY, MissPolicy.FORWARD, True, (S, False)),
         (Mode.RECORD, MissPolicy.ERROR, True, (F, True)),
@@ -154,7 +155,7 @@ def test_namespaces_never_fall_back(tmp_path: Path) -> None:
     rec.close()
     play = engine(tmp_path, Mode.REPLAY)
     assert play.decide(chat("hi"), "suite-a").action is S
-    assert play.decide(chat("hi"), "default").action is X
+    assert play.decide(chat("hi"), "default").action is Y
     assert play.namespace(None) == "default"
     assert engine(tmp_path, Mode.REPLAY, replay_cassette="ci").namespace(None) == "ci"
     assert play.namespace("suite-b") == "suite-b"

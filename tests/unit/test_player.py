@@ -7,8 +7,8 @@ import zlib
 
 import pytest
 
-from replay.models import Chunk, Interaction, Key, Provenance, Request, ResponseHead
-from replay.player import Framing, accepts, plan
+from replay.models import Chunk, Interaction, Key, Provenance, Request, ResponseHead, header_value
+from replay.player import Framing, Interruption, accepts, modified, paced, plan
 
 REQ = Request("POST", "https", "api.openai.com", 443, "/v1/chat/completions", (), (), b"{}")
 PROV = Provenance("2026-01-01T00:00:00Z", "openai", "m", None, 200, "0")
@@ -187,3 +187,40 @@ def test_body_less_answers_keep_correct_lengths() -> None:
     h = [("content-encoding", "gzip"), ("content-length", str(len(empty_gzip)))]
     decoded = plan(interaction(h, [(0.0, empty_gzip)]), 1.0, None)
     assert decoded.body == b"" and ("content-length", "0") in decoded.headers
+
+
+def test_paced_stream_sends_each_frame_as_a_chunk_at_scaled_gaps() -> None:
+    frames = (b"data: a\n\n", b"", b"data: b\n\n", b"data: [DONE]\n\n")
+    headers = (("content-type", "text/event-stream"), ("content-length", "9"))
+    p = paced(200, headers, frames, True, ttfb=0.04, gap=0.01, speed=2.0)
+    assert p.framing is Framing.CHUNKED and p.streamed
+    assert [c.data for c in p.chunks] == [f for f in frames if f]
+    assert [c.offset for c in p.chunks] == [0.0, 0.005, 0.01]  # empty frame dropped
+    assert p.ttfb == 0.02 and p.reason == "OK"
+    assert header_value(p.headers, "transfer-encoding") == "chunked"
+    assert header_value(p.headers, "content-length") is None
+
+
+def test_paced_at_speed_zero_has_no_delays() -> None:
+    p = paced(200, (), (b"a", b"b"), True, ttfb=0.04, gap=0.01, speed=0.0)
+    assert p.ttfb == 0.0 and all(c.offset == 0.0 for c in p.chunks)
+
+
+def test_paced_non_stream_is_one_body_with_a_length() -> None:
+    p = paced(429, (("retry-after", "1"),), (b'{"e":', b"1}"), False, 0.03, 0.01, 1.0)
+    assert not p.streamed and p.framing is Framing.LENGTH
+    assert p.body == b'{"e":1}' and p.status == 429 and p.reason == "Too Many Requests"
+    assert header_value(p.headers, "content-length") == "7"
+    single = paced(200, (), (b"only",), True, 0.0, 0.01, 1.0)
+    assert not single.streamed and header_value(single.headers, "content-length") == "4"
+
+
+def test_modified_sets_latency_and_fault_unscaled() -> None:
+    p = paced(200, (), (b"a", b"b", b"c"), True, ttfb=0.04, gap=0.01, speed=4.0)
+    m = modified(p, ttfb=0.5, gap=0.2, interruption=Interruption(after=1))
+    assert m.ttfb == 0.5 and [c.offset for c in m.chunks] == [0.0, 0.2, 0.4]
+    assert m.interruption == Interruption(after=1) and m.body == p.body
+    unchanged = modified(p)
+    assert unchanged == p
+    one = paced(200, (), (b"x",), False, 0.0, 0.0, 1.0)
+    assert not one.streamed and modified(one, interruption=Interruption(after=0)).streamed

@@ -1,0 +1,282 @@
+"""The real google-genai SDK parses the synthetic Gemini answers, streaming and not, through
+the in-process harness (httpx mock transports, no sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import jsonschema
+import pytest
+from google import genai
+from google.genai import types
+from google.oauth2.credentials import Credentials
+from pydantic import BaseModel
+from support.inprocess import Responders
+
+from replay.providers.base import Reply, ToolCall
+from replay.providers.text import count_tokens
+
+MODEL = "gemini-2.5-flash"
+PROMPT = "Tell me about cassettes."
+
+
+def client(responders: Responders, **kwargs: Any) -> genai.Client:
+    options = types.HttpOptions(
+        client_args={"transport": responders.httpx_transport()},
+        async_client_args={"transport": responders.httpx_async_transport()},
+    )
+    kwargs.setdefault("api_key", "k")
+    return genai.Client(http_options=options, **kwargs)
+
+
+def lower_types(schema: Any) -> Any:
+    """Gemini's uppercase OpenAPI schema as JSON Schema (`"OBJECT"` → `"object"`)."""
+    if isinstance(schema, dict):
+        return {
+            k: v.lower() if k == "type" and isinstance(v, str) else lower_types(v)
+            for k, v in schema.items()
+        }
+    if isinstance(schema, list):
+        return [lower_types(v) for v in schema]
+    return schema
+
+
+def test_generate_content_text_and_usage() -> None:
+    r = Responders()
+    c = client(r)  # keep a reference: a collected Client closes its httpx client
+    response = c.models.generate_content(model=MODEL, contents=PROMPT)
+    assert response.text
+    assert response.candidates is not None
+    assert response.candidates[0].finish_reason == types.FinishReason.STOP
+    usage = response.usage_metadata
+    assert usage is not None and usage.prompt_token_count
+    assert usage.candidates_token_count == count_tokens(response.text)
+    assert usage.total_token_count == usage.prompt_token_count + usage.candidates_token_count
+    assert response.model_version == MODEL
+    assert response.response_id
+    ((request, answer),) = r.seen
+    assert request.path == f"/v1/models/{MODEL}:generateContent"
+    assert answer.status == 200
+
+
+def test_generate_content_stream_joins_to_the_same_text() -> None:
+    r = Responders()
+    c = client(r)
+    full = c.models.generate_content(model=MODEL, contents=PROMPT)
+    chunks = list(c.models.generate_content_stream(model=MODEL, contents=PROMPT))
+    assert 2 <= len(chunks) <= 4
+    assert "".join(ch.text or "" for ch in chunks) == full.text
+    last = chunks[-1]
+    assert last.candidates is not None
+    assert last.candidates[0].finish_reason == types.FinishReason.STOP
+    assert last.usage_metadata is not None and full.usage_metadata is not None
+    assert last.usage_metadata.candidates_token_count == full.usage_metadata.candidates_token_count
+    (stream_request, stream_answer) = r.seen[1]
+    assert ("alt", "sse") in stream_request.query
+    assert len(stream_answer.frames) == len(chunks)
+
+
+def test_async_stream() -> None:
+    r = Responders()
+
+    async def run() -> list[str]:
+        c = client(r)
+        stream = await c.aio.models.generate_content_stream(model=MODEL, contents=PROMPT)
+        return [chunk.text or "" async for chunk in stream]
+
+    texts = asyncio.run(run())
+    assert len(texts) >= 2 and all(texts)
+    c = client(Responders())
+    full = c.models.generate_content(model=MODEL, contents=PROMPT)
+    assert "".join(texts) == full.text
+
+
+def test_forced_function_call_args_valid_against_the_schema() -> None:
+    parameters = {
+        "type": "OBJECT",
+        "properties": {
+            "city": {"type": "STRING"},
+            "days": {"type": "INTEGER", "minimum": 1, "maximum": 5},
+            "units": {"type": "STRING", "enum": ["metric", "imperial"]},
+            "tags": {"type": "ARRAY", "items": {"type": "STRING"}},
+        },
+        "required": ["city", "days"],
+    }
+    config = types.GenerateContentConfig(
+        tools=[
+            types.Tool(
+                function_declarations=[
+                    types.FunctionDeclaration(
+                        name="forecast", parameters=types.Schema.model_validate(parameters)
+                    ),
+                    types.FunctionDeclaration(name="unused", description="Never allowed."),
+                ]
+            )
+        ],
+        tool_config=types.ToolConfig(
+            function_calling_config=types.FunctionCallingConfig(
+                mode=types.FunctionCallingConfigMode.ANY, allowed_function_names=["forecast"]
+            )
+        ),
+    )
+    c = client(Responders())
+    response = c.models.generate_content(model=MODEL, contents="Weather in Paris?", config=config)
+    assert response.function_calls is not None
+    (call,) = response.function_calls
+    assert call.name == "forecast"
+    assert isinstance(call.args, dict)
+    jsonschema.validate(call.args, lower_types(parameters))
+    assert response.text is None
+
+
+def test_auto_mode_answers_in_text() -> None:
+    config = types.GenerateContentConfig(
+        tools=[types.Tool(function_declarations=[types.FunctionDeclaration(name="f")])],
+    )
+    c = client(Responders())
+    response = c.models.generate_content(model=MODEL, contents=PROMPT, config=config)
+    assert response.function_calls is None
+    assert response.text
+
+
+def test_canned_reply_text_and_function_call() -> None:
+    reply = Reply("Looking it up.", (ToolCall("lookup", {"q": "tapes"}),))
+    c = client(Responders(reply=reply))
+    response = c.models.generate_content(model=MODEL, contents=PROMPT)
+    assert response.candidates is not None and response.candidates[0].content is not None
+    parts = response.candidates[0].content.parts
+    assert parts is not None
+    assert parts[0].text == "Looking it up."
+    assert response.function_calls is not None
+    assert [(fc.name, fc.args) for fc in response.function_calls] == [("lookup", {"q": "tapes"})]
+
+
+class Recipe(BaseModel):
+    name: str
+    steps: list[str]
+    minutes: int | None = None
+
+
+def test_json_mode_with_a_pydantic_schema_is_parsed() -> None:
+    config = types.GenerateContentConfig(
+        response_mime_type="application/json", response_schema=Recipe
+    )
+    c = client(Responders())
+    response = c.models.generate_content(model=MODEL, contents="A recipe, please.", config=config)
+    assert isinstance(response.parsed, Recipe)
+    assert response.text is not None
+    assert Recipe.model_validate_json(response.text) == response.parsed
+
+
+def test_json_mode_with_a_json_schema() -> None:
+    schema = Recipe.model_json_schema()
+    config = types.GenerateContentConfig(
+        response_mime_type="application/json", response_json_schema=schema
+    )
+    c = client(Responders())
+    response = c.models.generate_content(model=MODEL, contents="A recipe, please.", config=config)
+    assert response.text is not None
+    jsonschema.validate(json.loads(response.text), schema)
+
+
+def test_max_output_tokens_finishes_with_max_tokens() -> None:
+    config = types.GenerateContentConfig(max_output_tokens=4)
+    c = client(Responders())
+    response = c.models.generate_content(model=MODEL, contents=PROMPT, config=config)
+    assert response.candidates is not None
+    assert response.candidates[0].finish_reason == types.FinishReason.MAX_TOKENS
+    assert response.text is not None and count_tokens(response.text) == 4
+    assert response.usage_metadata is not None
+    assert response.usage_metadata.candidates_token_count == 4
+
+
+def test_candidate_count_two() -> None:
+    config = types.GenerateContentConfig(candidate_count=2)
+    c = client(Responders())
+    response = c.models.generate_content(model=MODEL, contents=PROMPT, config=config)
+    assert response.candidates is not None and len(response.candidates) == 2
+    texts = []
+    for candidate in response.candidates:
+        assert candidate.content is not None and candidate.content.parts
+        texts.append(candidate.content.parts[0].text)
+    assert texts[0] != texts[1]
+    assert [c.index for c in response.candidates] == [0, 1]
+
+
+def test_embed_content_one_and_several_texts() -> None:
+    r = Responders()
+    c = client(r)
+    one = c.models.embed_content(model="gemini-embedding-001", contents="alpha")
+    assert one.embeddings is not None
+    (alone,) = one.embeddings
+    assert alone.values is not None and len(alone.values) == 3072
+    several = c.models.embed_content(model="gemini-embedding-001", contents=["beta", "alpha"])
+    assert several.embeddings is not None
+    beta, alpha = (e.values for e in several.embeddings)
+    assert alpha == alone.values
+    assert beta != alpha
+    assert r.seen[0][0].path.endswith(":batchEmbedContents")
+
+
+def test_embed_content_output_dimensionality() -> None:
+    c = client(Responders())
+    response = c.models.embed_content(
+        model="gemini-embedding-001",
+        contents=["a", "b"],
+        config=types.EmbedContentConfig(output_dimensionality=64),
+    )
+    assert response.embeddings is not None
+    assert [len(e.values or ()) for e in response.embeddings] == [64, 64]
+
+
+def test_count_tokens_equals_the_usage_prompt_count() -> None:
+    c = client(Responders())
+    contents = "How many tokens is this sentence, roughly?"
+    counted = c.models.count_tokens(model=MODEL, contents=contents)
+    generated = c.models.generate_content(model=MODEL, contents=contents)
+    assert generated.usage_metadata is not None
+    assert counted.total_tokens == generated.usage_metadata.prompt_token_count
+    assert counted.total_tokens is not None and counted.total_tokens > 5
+
+
+def test_vertex_client_generate_stream_and_embed() -> None:
+    r = Responders()
+    c = client(
+        r,
+        api_key=None,
+        vertexai=True,
+        project="p",
+        location="us-central1",
+        credentials=Credentials(token="t"),
+    )
+    response = c.models.generate_content(model=MODEL, contents=PROMPT)
+    assert response.text
+    chunks = list(c.models.generate_content_stream(model=MODEL, contents=PROMPT))
+    assert "".join(ch.text or "" for ch in chunks) == response.text
+    one = c.models.embed_content(
+        model="gemini-embedding-001",
+        contents="a",
+        config=types.EmbedContentConfig(output_dimensionality=8),
+    )
+    assert one.embeddings is not None and len(one.embeddings[0].values or ()) == 8
+    legacy = c.models.embed_content(model="text-embedding-004", contents=["a", "b"])
+    assert legacy.embeddings is not None
+    assert [len(e.values or ()) for e in legacy.embeddings] == [768, 768]
+    assert r.seen[0][0].path.startswith("/v1beta1/projects/p/locations/us-central1/publishers/")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_same_request_same_bytes(stream: bool) -> None:
+    def run() -> list[bytes]:
+        r = Responders()
+        c = client(r)
+        config = types.GenerateContentConfig(candidate_count=2, max_output_tokens=30)
+        if stream:
+            list(c.models.generate_content_stream(model=MODEL, contents=PROMPT, config=config))
+        else:
+            c.models.generate_content(model=MODEL, contents=PROMPT, config=config)
+        return [b"".join(a.frames) for _, a in r.seen]
+
+    assert run() == run()
