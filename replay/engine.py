@@ -44,7 +44,7 @@ from replay.providers import router
 from replay.providers.base import Answer, BadCall, Call, Session
 from replay.providers.errors import bad_request_answer, error_answer, miss_answer
 from replay.redact import redact, redacted_url
-from replay.rules import RulesFile, SyntheticPacing, Verdict
+from replay.rules import RuleSet, RulesFile, SyntheticPacing, Verdict
 from replay.store import Store
 
 logger = logging.getLogger(__name__)
@@ -108,6 +108,10 @@ class Engine:
         if rules is None and settings.rules:
             rules = RulesFile(settings.rules)
         self.rules = rules
+        self._policy_of: RuleSet | None = None
+        if rules is not None:
+            self._policy_of = rules.current()
+            self.policy = self._policy_for(self._policy_of)
         self.session = Session()
         self.nearmiss = NearMissIndex(self.store, self.policy)
         if settings.mode is Mode.REPLAY and settings.miss is MissPolicy.ERROR:
@@ -139,16 +143,31 @@ class Engine:
         except ConfigError as e:
             raise BadNamespace(f"x-replay-cassette: {e}") from None
 
+    def _policy_for(self, ruleset: RuleSet) -> FingerprintPolicy:
+        normalize = tuple((n.pattern, n.replace) for n in ruleset.settings.normalize)
+        return FingerprintPolicy(ignore=self.settings.ignore, normalize=normalize)
+
+    def _adopt(self, ruleset: RuleSet) -> None:
+        """Take a reloaded rules file's normalisers into the fingerprint policy."""
+        self._policy_of = ruleset
+        policy = self._policy_for(ruleset)
+        if policy != self.policy:
+            self.policy = policy
+            self.nearmiss = NearMissIndex(self.store, policy)
+
     def decide(self, request: Request, namespace: str) -> Decision:
         """Fingerprint the request, count its occurrence, look it up, apply the mode table."""
+        ruleset = self.rules.current() if self.rules is not None else None
+        if ruleset is not None and ruleset is not self._policy_of:
+            self._adopt(ruleset)
         fp = fingerprint(request, self.policy)
         counter = (namespace, fp.hex)
         occurrence = self._occurrences.get(counter, 0)
         self._occurrences[counter] = occurrence + 1
         key = Key(namespace, fp.hex, occurrence)
         verdict = NO_VERDICT
-        if self.rules is not None:
-            verdict = self.rules.current().evaluate(decoded_request(request), namespace)
+        if ruleset is not None:
+            verdict = ruleset.evaluate(decoded_request(request), namespace)
             if verdict.answer is not None:  # answers instead of the store or upstream
                 return Decision(Action.SYNTHESIZE, False, key, fp, None, verdict)
         found: Interaction | None = None
@@ -193,9 +212,12 @@ class Engine:
         reply = rule.reply if rule is not None else None
         call = Call(decoded, key.fingerprint, key.occurrence, reply, self.session, params)
         try:
-            return route.respond(call), Outcome.SYNTHETIC
+            answer = route.respond(call)
         except BadCall as e:
             return bad_request_answer(provider, str(e)), Outcome.SYNTHETIC
+        if decoded.method.upper() == "HEAD":  # the GET's status and headers, no body
+            answer = Answer(answer.status, answer.headers, (), False)
+        return answer, Outcome.SYNTHETIC
 
     def miss(self, decision: Decision, request: Request, unknown_endpoint: bool = False) -> Answer:
         """The provider-shaped 404 for a request nothing answers, naming the nearest
@@ -271,7 +293,8 @@ class Engine:
                 complete=True,
                 provenance=provenance,
             )
-            self.store.put(redact(interaction))
+            patterns = self.rules.current().settings.redact if self.rules else ()
+            self.store.put(redact(interaction, patterns))
         except Exception:
             logger.exception("replay: could not store %s", redacted_url(request))
 

@@ -14,6 +14,7 @@ secret), the near-miss search (it comes with #3), or where the request came from
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -36,6 +37,9 @@ class FingerprintPolicy:
 
     ignore: tuple[str, ...] = ()
     """JSON body paths (`replay_ignore`) removed before hashing."""
+    normalize: tuple[tuple[re.Pattern[str], str], ...] = ()
+    """(pattern, replacement) pairs applied to the body's JSON strings (or its text)
+    before hashing: the rules file's `settings.normalize`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +128,23 @@ def _body(request: Request, policy: FingerprintPolicy) -> dict[str, object]:
     request = canonical.decoded_request(request)
     content_type = request.header("content-type")
     body = scrub_body(request.body, content_type)
-    return canonical.body_material(body, content_type, policy.ignore)
+    tagged = canonical.body_material(body, content_type, policy.ignore)
+    if policy.normalize:
+        tagged = {tag: _normalized(value, policy.normalize) for tag, value in tagged.items()}
+    return tagged
+
+
+def _normalized(value: object, rules: tuple[tuple[re.Pattern[str], str], ...]) -> object:
+    """`value` with every string in it (keys aside) rewritten by the normalisers."""
+    if isinstance(value, str):
+        for pattern, replacement in rules:
+            value = pattern.sub(replacement.replace("\\", "\\\\"), value)  # literal
+        return value
+    if isinstance(value, dict):
+        return {k: _normalized(v, rules) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normalized(v, rules) for v in value]
+    return value
 
 
 def decoded_request(request: Request) -> Request:

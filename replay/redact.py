@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from urllib.parse import unquote_plus
 
@@ -247,10 +247,42 @@ def redacted_url(request: Request) -> str:
     return replace(request, path=scrub_text(request.path), query=redact_query(request.query)).url
 
 
-def redact_request(request: Request) -> Request:
+USER_PLACEHOLDER = placeholder("user-pattern")
+"""What a match of a user redaction pattern (rules file `settings.redact`) becomes."""
+
+
+def scrub_user(text: str, patterns: Sequence[re.Pattern[str]]) -> str:
+    """`text` with every match of the user's `patterns` replaced by USER_PLACEHOLDER."""
+    for pattern in patterns:
+        text = pattern.sub(USER_PLACEHOLDER, text)
+    return text
+
+
+def _scrub_user_bytes(data: bytes, patterns: Sequence[re.Pattern[str]]) -> bytes:
+    if not patterns or not data:
+        return data
+    text = data.decode("utf-8", "surrogateescape")
+    scrubbed = scrub_user(text, patterns)
+    return data if scrubbed == text else scrubbed.encode("utf-8", "surrogateescape")
+
+
+def _user_redacted(request: Request, patterns: Sequence[re.Pattern[str]]) -> Request:
+    if not patterns:
+        return request
+    return replace(
+        request,
+        path=scrub_user(request.path, patterns),
+        query=tuple((k, scrub_user(v, patterns)) for k, v in request.query),
+        headers=tuple((k, scrub_user(v, patterns)) for k, v in request.headers),
+        body=_scrub_user_bytes(request.body, patterns),
+    )
+
+
+def redact_request(request: Request, patterns: Sequence[re.Pattern[str]] = ()) -> Request:
     """The request as it may be written: body content-decoded (when it can be; when it
     cannot, replaced by UNDECODABLE_BODY) and scrubbed, secret headers and parameters
-    redacted, key-shaped strings in the path, query values and header values scrubbed."""
+    redacted, key-shaped strings in the path, query values and header values scrubbed,
+    and matches of the user's redaction `patterns` replaced there too."""
     request = decoded_request(request)
     if request.body and header_value(request.headers, "content-encoding"):
         logger.warning(
@@ -258,6 +290,7 @@ def redact_request(request: Request) -> Request:
             redacted_url(request),
         )
         request = replace(request, body=UNDECODABLE_BODY)
+    request = _user_redacted(request, patterns)
     body = scrub_body(request.body, request.header("content-type"))
     headers = redact_headers(request.headers)
     if body != request.body and header_value(headers, "content-length") is not None:
@@ -273,18 +306,22 @@ def redact_request(request: Request) -> Request:
     )
 
 
-def redact(interaction: Interaction) -> RedactedInteraction:
+def redact(
+    interaction: Interaction, patterns: Sequence[re.Pattern[str]] = ()
+) -> RedactedInteraction:
     """`interaction` without credentials: the request as `redact_request`, response headers
-    redacted, the client user-agent scrubbed. Response body chunks are kept byte-exact."""
+    redacted (and cleared of the user's `patterns`), the client user-agent scrubbed.
+    Response body chunks are kept byte-exact (`replay verify` reports what they hold)."""
     provenance = interaction.provenance
     user_agent = provenance.user_agent
+    response_headers = tuple(
+        (k, scrub_user(v, patterns)) for k, v in redact_headers(interaction.response.headers)
+    )
     return RedactedInteraction(
         replace(
             interaction,
-            request=redact_request(interaction.request),
-            response=replace(
-                interaction.response, headers=redact_headers(interaction.response.headers)
-            ),
+            request=redact_request(interaction.request, patterns),
+            response=replace(interaction.response, headers=response_headers),
             provenance=replace(
                 provenance, user_agent=scrub_text(user_agent) if user_agent else user_agent
             ),

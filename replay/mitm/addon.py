@@ -429,6 +429,9 @@ class ReplayAddon:
         r = state.request
         key = state.decision.key if state.decision else None
         url = redacted_url(r)
+        if state.decision is not None and state.decision.verdict.rules:
+            applied = "rules: " + ", ".join(state.decision.verdict.rules)
+            detail = f"{detail}; {applied}" if detail else applied
         self.report.write(
             ReportLine(
                 method=r.method,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 
 import pytest
@@ -244,3 +244,56 @@ def test_the_addon_rebuilds_after_done(addon: tuple[ReplayAddon, taddons.context
     assert a.engine is None
     a.configure(set(tctx.options.keys()))
     assert a.engine is not None and a.pacer is not None
+
+
+HI = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
+
+
+def test_a_miss_gets_a_synthetic_answer_marked_as_such(
+    addon: tuple[ReplayAddon, taddons.context],
+) -> None:
+    a, tctx = addon
+    tctx.configure(a, replay_speed="0")
+    f = chat_flow(HI)
+    request(a, f)
+    assert f.response is not None and f.response.status_code == 200
+    assert f.response.headers["x-replay"] == "synthetic"
+    assert len(f.response.headers["x-replay-fingerprint"]) == 64
+    assert f.response.json()["choices"][0]["message"]["content"]
+    assert f.response.headers["content-length"] == str(len(f.response.raw_content or b""))
+
+
+def test_an_invalid_rules_file_is_refused_naming_the_option(
+    addon: tuple[ReplayAddon, taddons.context], tmp_path: Path
+) -> None:
+    a, tctx = addon
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - match: {hots: x}\n    reply: {text: y}\n")
+    with pytest.raises(exceptions.OptionsError, match=r"replay_rules: .*hots"):
+        tctx.configure(a, replay_rules=str(rules))
+    assert a.engine is not None and a.engine.rules is None  # the previous engine stays
+
+
+def test_a_fault_withholds_an_upstream_answer_and_kills_the_flow(
+    addon: tuple[ReplayAddon, taddons.context], tmp_path: Path
+) -> None:
+    a, tctx = addon
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - match: {host: api.openai.com}\n    fault: {cut_after: 1}\n")
+    tctx.configure(a, replay_mode="passthrough", replay_rules=str(rules))
+    f = chat_flow(HI)
+    request(a, f)
+    assert f.response is None
+    f.response = tflow.tresp(content=b"")
+    assert a.responseheaders(f) is None
+    stream = f.response.stream
+    assert callable(stream)
+    assert [stream(b"one"), stream(b"two"), stream(b"three"), stream(b"")] == [b"one", [], [], b""]
+    pending = a.response(f)
+    assert pending is not None
+    asyncio.run(_wait(pending))
+    assert f.error is not None and "killed" in f.error.msg.lower()
+
+
+async def _wait(pending: Awaitable[None]) -> None:
+    await pending

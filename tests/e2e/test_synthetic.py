@@ -145,7 +145,8 @@ def test_rules_429_twice_then_the_sdk_retry_succeeds(
     rules = write_rules(
         tmp_path / "rules.yaml",
         "rules:\n"
-        "  - match: {last_user_message: {contains: busy}}\n"
+        "  - name: busy\n"
+        "    match: {last_user_message: {contains: busy}}\n"
         "    error: {status: 429, retry_after: 0.01, message: slow down}\n"
         "    times: 2\n",
     )
@@ -157,6 +158,8 @@ def test_rules_429_twice_then_the_sdk_retry_succeeds(
             f"replay_rules={rules}",
             "--set",
             "replay_speed=0",
+            "--set",
+            f"replay_report={tmp_path / 'report.jsonl'}",
         )
     )
     with openai.OpenAI(api_key=KEY, max_retries=2) as client:
@@ -169,6 +172,12 @@ def test_rules_429_twice_then_the_sdk_retry_succeeds(
             model="gpt-4o-mini", messages=[{"role": "user", "content": "busy again"}]
         )
         assert later.retries_taken == 0 and later.parse().choices[0].message.content
+    proxy_factory.stop_all()  # flushes the report
+    lines = [json.loads(x) for x in (tmp_path / "report.jsonl").read_text().splitlines()]
+    assert [(x["status"], x["outcome"]) for x in lines] == [(429, "synthetic")] * 2 + [
+        (200, "synthetic")
+    ] * 2
+    assert [x.get("detail") for x in lines] == ["rules: busy"] * 2 + [None] * 2
 
 
 def test_fault_cuts_a_recorded_playback_and_latency_delays_it(

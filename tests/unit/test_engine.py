@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from replay.config import MissPolicy, Mode, Settings
 from replay.engine import Action, Engine, decide_action
 from replay.errors import BadNamespace
-from replay.models import Chunk, Key, Request, ResponseHead
+from replay.models import Chunk, Key, Outcome, Request, ResponseHead
 from replay.store import Store
 
 S, F, X, Y = Action.SERVE, Action.FORWARD, Action.FAIL, Action.SYNTHESIZE
@@ -161,3 +162,114 @@ def test_namespaces_never_fall_back(tmp_path: Path) -> None:
     assert play.namespace("suite-b") == "suite-b"
     with pytest.raises(BadNamespace):
         play.namespace("../escape")
+
+
+# -- synthetic answers and rules -------------------------------------------------------------
+
+
+def rules_file(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "rules.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_miss_is_made_up_by_the_endpoints_responder(tmp_path: Path) -> None:
+    eng = engine(tmp_path, Mode.REPLAY)
+    d = eng.decide(chat("hi"), "default")
+    assert d.action is Y
+    answer, outcome = eng.synthesize(d, chat("hi"))
+    assert outcome is Outcome.SYNTHETIC and answer.status == 200
+    assert json.loads(answer.body)["object"] == "chat.completion"
+    # Deterministic: a fresh engine makes up the same bytes for the same request.
+    again = engine(tmp_path, Mode.REPLAY)
+    assert again.synthesize(again.decide(chat("hi"), "default"), chat("hi"))[0] == answer
+    # The next occurrence gets its own answer.
+    second, _ = eng.synthesize(eng.decide(chat("hi"), "default"), chat("hi"))
+    assert second.body != answer.body
+    eng.close()
+    again.close()
+
+
+def test_unknown_endpoints_and_bad_requests(tmp_path: Path) -> None:
+    eng = engine(tmp_path, Mode.REPLAY)
+    moderation = replace(chat("hi"), path="/v1/moderations")
+    answer, outcome = eng.synthesize(eng.decide(moderation, "default"), moderation)
+    assert outcome is Outcome.MISS and answer.status == 404
+    assert "no synthetic responder" in json.loads(answer.body)["error"]["message"]
+    broken = replace(chat("hi"), body=b'{"model": "gpt-4o-mini"}')  # no messages
+    answer, outcome = eng.synthesize(eng.decide(broken, "default"), broken)
+    assert outcome is Outcome.SYNTHETIC and answer.status == 400
+    assert json.loads(answer.body)["error"]["type"] == "invalid_request_error"
+    eng.close()
+
+
+def test_an_answer_rule_answers_in_every_mode_instead_of_store_or_upstream(
+    tmp_path: Path,
+) -> None:
+    rules = rules_file(
+        tmp_path,
+        "rules:\n"
+        "  - match: {last_user_message: hi}\n"
+        "    reply: {text: canned}\n"
+        "  - match: {last_user_message: limit}\n"
+        "    error: {status: 429, retry_after: 0.5}\n"
+        "    times: 1\n",
+    )
+    rec = engine(tmp_path, Mode.RECORD)
+    record(rec, chat("limit"))
+    rec.close()
+    for mode in Mode:
+        eng = engine(tmp_path, mode, replay_rules=rules)
+        d = eng.decide(chat("hi"), "default")
+        assert (d.action, d.record) == (Y, False), mode
+        answer, outcome = eng.synthesize(d, chat("hi"))
+        body = json.loads(answer.body)
+        assert outcome is Outcome.SYNTHETIC and body["choices"][0]["message"]["content"] == "canned"
+        eng.close()
+    play = engine(tmp_path, Mode.REPLAY, replay_rules=rules)
+    limited = play.decide(chat("limit"), "default")
+    answer, _ = play.synthesize(limited, chat("limit"))
+    assert answer.status == 429 and dict(answer.headers)["retry-after-ms"] == "500"
+    assert json.loads(answer.body)["error"]["code"] == "rate_limit_exceeded"
+    assert play.decide(chat("limit"), "default").action is S  # times: 1 is spent
+    play.close()
+
+
+def test_rules_settings_normalise_keys_and_redact_recordings(tmp_path: Path) -> None:
+    rules = rules_file(
+        tmp_path,
+        "settings:\n"
+        "  normalize: [{pattern: '\\d{4}-\\d\\d-\\d\\d', replace: DATE}]\n"
+        "  redact: ['cust-\\d+']\n",
+    )
+    rec = engine(tmp_path, Mode.RECORD, replay_rules=rules)
+    record(rec, chat("cust-42 asks on 2026-11-23"))
+    rec.close()
+    [(path, _)] = list(Store(tmp_path).entries("default"))
+    stored = Store(tmp_path).get(Key("default", path.name.split(".")[0], 0))
+    assert stored is not None and b"cust-42" not in stored.request.body
+    play = engine(tmp_path, Mode.REPLAY, replay_rules=rules)
+    # Another date is the same key; the redacted customer id was still part of it.
+    assert play.decide(chat("cust-42 asks on 2026-12-01"), "default").action is S
+    assert play.decide(chat("cust-43 asks on 2026-11-23"), "default").action is Y
+    play.close()
+
+
+def test_pacing_comes_from_the_rules_settings(tmp_path: Path) -> None:
+    eng = engine(tmp_path, Mode.REPLAY)
+    assert (eng.pacing.ttfb, eng.pacing.chunk) == (0.03, 0.005)
+    eng.close()
+    rules = rules_file(tmp_path, "settings:\n  synthetic: {ttfb_ms: 200, chunk_ms: 20}\n")
+    eng = engine(tmp_path, Mode.REPLAY, replay_rules=rules)
+    assert (eng.pacing.ttfb, eng.pacing.chunk) == (0.2, 0.02)
+    eng.close()
+
+
+def test_head_gets_the_get_answer_without_a_body(tmp_path: Path) -> None:
+    eng = engine(tmp_path, Mode.REPLAY)
+    head = Request("HEAD", "http", "localhost", 11434, "/", (), (), b"")
+    answer, outcome = eng.synthesize(eng.decide(head, "default"), head)
+    assert outcome is Outcome.SYNTHETIC and answer.status == 200 and answer.body == b""
+    get = replace(head, method="GET")
+    assert eng.synthesize(eng.decide(get, "default"), get)[0].body == b"Ollama is running"
+    eng.close()

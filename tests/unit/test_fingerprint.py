@@ -482,3 +482,22 @@ def test_stored_material_round_trips() -> None:
     assert isinstance(reloaded, dict)
     assert first_difference(original.material, reloaded) is None
     assert hashlib.sha256(canonical_json(reloaded).encode()).hexdigest() == original.hex
+
+
+def test_normalisers_rewrite_body_strings_before_hashing() -> None:
+    stamp = re.compile(r"\d{4}-\d\d-\d\d")
+    policy = FingerprintPolicy(normalize=((stamp, "<date>"),))
+    monday = chat({"model": "m", "messages": [{"role": "user", "content": "today is 2026-11-23"}]})
+    tuesday = chat({"model": "m", "messages": [{"role": "user", "content": "today is 2026-11-24"}]})
+    assert fp(monday) != fp(tuesday)
+    assert fp(monday, policy) == fp(tuesday, policy)
+    material = fingerprint(monday, policy).material
+    assert material["body"] == {
+        "json": {"model": "m", "messages": [{"role": "user", "content": "today is <date>"}]}
+    }
+    # The replacement is literal text, and keys are left alone.
+    odd = FingerprintPolicy(normalize=((re.compile("today"), r"\1\g<0>"),))
+    body = fingerprint(monday, odd).material["body"]
+    assert body["json"]["messages"][0]["content"] == r"\1\g<0> is 2026-11-23"  # type: ignore[index]
+    plain = make_request(b"id=2026-11-23", headers=(("content-type", "text/plain"),))
+    assert fingerprint(plain, policy).material["body"] == {"text": "id=<date>"}

@@ -486,3 +486,42 @@ def test_an_encoded_body_that_cannot_be_decoded_is_not_stored() -> None:
         broken,
     )
     assert redact_request(req).body == UNDECODABLE_BODY
+
+
+def test_user_patterns_redact_the_stored_request_and_response_headers() -> None:
+    import re
+
+    from replay.redact import USER_PLACEHOLDER, redact
+
+    patterns = (re.compile(r"cust-\d+"), re.compile(r"[\w.]+@example\.com"))
+    body = json.dumps({"messages": [{"role": "user", "content": "cust-42 is a@example.com"}]})
+    request = Request(
+        "POST",
+        "https",
+        "api.openai.com",
+        443,
+        "/v1/users/cust-7/chat",
+        (("who", "cust-9"),),
+        (("x-customer", "cust-1"), ("content-type", "application/json")),
+        body.encode(),
+    )
+    interaction = Interaction(
+        key=Key("default", "f" * 64, 0),
+        fingerprint_version=1,
+        ignore=(),
+        request=request,
+        response=ResponseHead(200, "OK", "HTTP/1.1", (("x-echo", "cust-5"),)),
+        ttfb=0.0,
+        chunks=(Chunk(0.0, b'{"echo": "cust-42"}'),),
+        complete=True,
+        provenance=Provenance("t", "openai", None, None, 200, "0"),
+    )
+    stored = redact(interaction, patterns).interaction
+    text = repr(stored.request) + repr(stored.response)
+    assert "cust-" not in text and "example.com" not in text
+    assert stored.request.path == f"/v1/users/{USER_PLACEHOLDER}/chat"
+    assert json.loads(stored.request.body)["messages"][0]["content"] == (
+        f"{USER_PLACEHOLDER} is {USER_PLACEHOLDER}"
+    )
+    assert stored.chunks == interaction.chunks  # response bodies stay byte-exact
+    assert redact(interaction).interaction.request.path == "/v1/users/cust-7/chat"
