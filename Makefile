@@ -40,6 +40,7 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_replay.py
 	$(BIN)/python bench/bench_throughput.py
+	$(BIN)/python bench/bench_synthetic.py
 
 # The in-process SDK matrix against the older SDK generations of PROTOCOLS.md (openai 1.x,
 # anthropic 0.x), each in its own venv. Not part of `make test`.
