@@ -12,6 +12,7 @@ synthetic surfaces. Knows nothing of mitmproxy or sockets.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -42,7 +43,12 @@ from replay.models import (
 from replay.nearmiss import NearMissIndex
 from replay.providers import router
 from replay.providers.base import Answer, BadCall, Call, Session
-from replay.providers.errors import bad_request_answer, error_answer, miss_answer
+from replay.providers.errors import (
+    bad_request_answer,
+    error_answer,
+    error_provider,
+    miss_answer,
+)
 from replay.redact import redact, redacted_url
 from replay.rules import RuleSet, RulesFile, SyntheticPacing, Verdict
 from replay.store import Store
@@ -122,6 +128,7 @@ class Engine:
                 target=self._warm, args=(namespace,), name="replay-nearmiss", daemon=True
             ).start()
         self._occurrences: dict[tuple[str, str], int] = {}
+        self._rule_occurrences: dict[tuple[str, str], int] = {}
         self._recorded: dict[tuple[str, str], int] = {}
         # Decoding and redacting a recording costs CPU (a few ms for a large body), and the
         # last chunk reaches the client only once the response hook returns: one worker
@@ -162,14 +169,20 @@ class Engine:
             self._adopt(ruleset)
         fp = fingerprint(request, self.policy)
         counter = (namespace, fp.hex)
-        occurrence = self._occurrences.get(counter, 0)
-        self._occurrences[counter] = occurrence + 1
-        key = Key(namespace, fp.hex, occurrence)
         verdict = NO_VERDICT
         if ruleset is not None:
             verdict = ruleset.evaluate(decoded_request(request), namespace)
-            if verdict.answer is not None:  # answers instead of the store or upstream
+            if verdict.answer is not None:
+                # Answers instead of the store or upstream, and on its own count: a request
+                # a rule answered (a 429 before the retry) does not shift the occurrence
+                # numbers of the ones that reach the store or upstream.
+                occurrence = self._rule_occurrences.get(counter, 0)
+                self._rule_occurrences[counter] = occurrence + 1
+                key = Key(namespace, fp.hex, occurrence)
                 return Decision(Action.SYNTHESIZE, False, key, fp, None, verdict)
+        occurrence = self._occurrences.get(counter, 0)
+        self._occurrences[counter] = occurrence + 1
+        key = Key(namespace, fp.hex, occurrence)
         found: Interaction | None = None
         if self.settings.mode is Mode.REPLAY:
             found = self.store.get_latest(key)
@@ -186,6 +199,16 @@ class Engine:
         """Time to first byte and gap between chunks of made-up streams (unscaled)."""
         return self.rules.current().settings.synthetic if self.rules else SyntheticPacing()
 
+    def cheap_answer(self, decision: Decision, request: Request) -> bool:
+        """Whether making the answer is quick enough for the event loop: a responder or a
+        rule's answer is; a miss (the nearest-recording search reads the store) is not."""
+        if decision.action is not Action.SYNTHESIZE:
+            return False
+        answer = decision.verdict.answer
+        if answer is not None and answer.error is not None:
+            return True
+        return router.find(request) is not None
+
     def synthesize(self, decision: Decision, request: Request) -> tuple[Answer, Outcome]:
         """A made-up answer: the rule's canned reply or error, else the endpoint's responder;
         a provider-shaped miss (404, naming the nearest recording) when no responder knows
@@ -193,7 +216,7 @@ class Engine:
         decoded = decoded_request(request)
         rule = decision.verdict.answer
         found = router.find(decoded)
-        provider = found[0].provider if found else provider_of(decoded)
+        provider = error_provider(decoded)
         if rule is not None and rule.error is not None:
             e = rule.error
             answer = error_answer(
@@ -215,8 +238,6 @@ class Engine:
             answer = route.respond(call)
         except BadCall as e:
             return bad_request_answer(provider, str(e)), Outcome.SYNTHETIC
-        if decoded.method.upper() == "HEAD":  # the GET's status and headers, no body
-            answer = Answer(answer.status, answer.headers, (), False)
         return answer, Outcome.SYNTHETIC
 
     def miss(self, decision: Decision, request: Request, unknown_endpoint: bool = False) -> Answer:
@@ -228,14 +249,12 @@ class Engine:
             nearest = self.nearmiss.nearest(decision.key.namespace, request)
         except Exception:
             logger.exception("replay: near-miss search failed for %s", redacted_url(request))
-        found = router.find(request)
-        provider = found[0].provider if found else None
         return miss_answer(
             request,
             decision.key,
             self.settings.mode,
             nearest,
-            provider,
+            error_provider(request),
             unknown_endpoint=unknown_endpoint,
         )
 
@@ -256,8 +275,13 @@ class Engine:
         chunks: tuple[Chunk, ...],
     ) -> None:
         """Store a complete recording, redacted; returns at once (see `flush`)."""
+        # The redaction patterns of the rules in force now (a reload is never read from the
+        # commit thread).
+        patterns = self._policy_of.settings.redact if self._policy_of is not None else ()
         try:
-            self._committer.submit(self._commit, decision.key, request, head, ttfb, chunks)
+            self._committer.submit(
+                self._commit, decision.key, request, head, ttfb, chunks, patterns
+            )
         except RuntimeError:  # closed: the options changed while this answer was in flight
             logger.warning("replay: %s not stored: the proxy was reconfigured", request.method)
             return
@@ -271,6 +295,7 @@ class Engine:
         head: ResponseHead,
         ttfb: float,
         chunks: tuple[Chunk, ...],
+        patterns: tuple[re.Pattern[str], ...],
     ) -> None:
         try:
             stored_request = decoded_request(request)
@@ -293,7 +318,6 @@ class Engine:
                 complete=True,
                 provenance=provenance,
             )
-            patterns = self.rules.current().settings.redact if self.rules else ()
             self.store.put(redact(interaction, patterns))
         except Exception:
             logger.exception("replay: could not store %s", redacted_url(request))

@@ -129,7 +129,7 @@ def _body(request: Request, policy: FingerprintPolicy) -> dict[str, object]:
     content_type = request.header("content-type")
     body = scrub_body(request.body, content_type)
     tagged = canonical.body_material(body, content_type, policy.ignore)
-    if policy.normalize:
+    if policy.normalize and ("json" in tagged or "text" in tagged):  # not digests, parts
         tagged = {tag: _normalized(value, policy.normalize) for tag, value in tagged.items()}
     return tagged
 

@@ -221,12 +221,19 @@ def paced(
     ttfb: float,
     gap: float,
     speed: float,
+    omit_body: bool = False,
 ) -> Playback:
     """The playback of a made-up answer: a stream sends its frames `gap` seconds apart
     after `ttfb` (both divided by `speed`), chunked; anything else one body with a length.
-    `headers` carry no framing."""
+    `headers` carry no framing. `omit_body` (an answer to HEAD): the headers, with the
+    length the body would have had, and no body."""
     headers = without_headers(headers, HOP_HEADERS | CONNECTION_HEADERS)
     reason = _phrase(status)
+    if omit_body:
+        length = sum(map(len, frames))
+        if status not in NO_BODY_STATUSES and status >= 200 and not stream:
+            headers = (*headers, ("content-length", str(length)))
+        return Playback(status, reason, headers, _scaled(ttfb, speed), (), Framing.LENGTH)
     if stream and len(frames) > 1:
         sent = [f for f in frames if f]
         chunks = tuple(Chunk(_scaled(i * gap, speed), f) for i, f in enumerate(sent))
@@ -251,13 +258,18 @@ def modified(
     chunks = playback.chunks
     if gap is not None:
         chunks = tuple(Chunk(i * gap, c.data) for i, c in enumerate(chunks))
+    headers, framing = playback.headers, playback.framing
+    if interruption is not None and framing is Framing.LENGTH and chunks:
+        # A body with a content-length that is cut after its last chunk would look whole:
+        # chunked framing without its last chunk shows the break in every case.
+        headers, framing = _with_framing(headers, ("transfer-encoding", "chunked")), Framing.CHUNKED
     return Playback(
         playback.status,
         playback.reason,
-        playback.headers,
+        headers,
         playback.ttfb if ttfb is None else ttfb,
         chunks,
-        playback.framing,
+        framing,
         interruption if interruption is not None else playback.interruption,
     )
 

@@ -272,7 +272,14 @@ EMPTY = RuleSet()
 def load_rules(path: str | Path) -> RuleSet:
     """The rules file at `path` (JSON for `.json`, else YAML); RulesError on any problem."""
     path = Path(path)
-    rules, settings = parse_document(read_document(path), str(path))
+    try:
+        rules, settings = parse_document(read_document(path), str(path))
+    except RulesError:
+        raise
+    except RecursionError:
+        raise RulesError(f"{path}: nested too deeply") from None
+    except Exception as e:  # a YAML library error we did not foresee: still a clean message
+        raise RulesError(f"{path}: cannot be read as rules: {e}") from None
     return RuleSet(rules, settings)
 
 
@@ -336,7 +343,7 @@ class RulesFile:
             return
         try:
             rules = load_rules(self.path)
-        except RulesError as e:
+        except Exception as e:  # never into a request: the previous rules stay
             logger.warning("replay: rules file not reloaded, the previous rules stay: %s", e)
             return
         self._rules = rules

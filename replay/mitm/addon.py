@@ -57,6 +57,8 @@ class _FlowState:
     """A rule's fault on a forwarded answer: chunks past `after` are withheld."""
 
 
+INLINE_BODY = 256 * 1024
+"""Requests with larger bodies are answered from a worker thread (made-up answers)."""
 UPSTREAM_HOLD = 300.0
 """How long a held stall keeps a forwarded answer's client waiting (upstream is done)."""
 
@@ -79,6 +81,8 @@ class _Withheld:
     def __init__(self, inner: object, after: int) -> None:
         self.inner = inner if callable(inner) else None
         self.left = after
+        self.cut_at: float | None = time.monotonic() if after <= 0 else None
+        """When the last chunk the client gets went by (monotonic)."""
 
     def __call__(self, data: bytes) -> bytes | list[bytes]:
         if self.inner is not None:
@@ -88,6 +92,8 @@ class _Withheld:
         if self.left <= 0:
             return []  # not b"": an empty chunk would end a chunked body cleanly
         self.left -= 1
+        if self.left == 0:
+            self.cut_at = time.monotonic()
         return data
 
 
@@ -237,16 +243,40 @@ class ReplayAddon:
                 state.outcome = Outcome.HIT
                 accept = request.header("accept-encoding")
                 return self._deliver(flow, state, self.planner(decision.interaction, accept))
-            case Action.SYNTHESIZE:
-                answer, state.outcome = engine.synthesize(decision, request)
-                pacing = engine.pacing
-                ttfb, gap = pacing.ttfb, pacing.chunk
-            case Action.FAIL:
-                state.outcome = Outcome.MISS
-                answer, ttfb, gap = engine.miss(decision, request), 0.0, 0.0
+            case Action.SYNTHESIZE | Action.FAIL:
+                if len(request.body) > INLINE_BODY or not engine.cheap_answer(decision, request):
+                    # A miss searches the store for the nearest recording, a huge request
+                    # (500 embeddings) takes a while: off the event loop.
+                    return self._make_off_loop(flow, state, engine)
+                return self._make(flow, state, engine)
             case _:
                 return None  # forwarded: modifiers apply when the answer comes
-        playback = paced(
+
+    def _make(
+        self, flow: http.HTTPFlow, state: _FlowState, engine: Engine
+    ) -> Awaitable[None] | None:
+        """Make up the answer (a synthetic one, or a miss) and send it."""
+        return self._deliver(flow, state, self._made(state, engine))
+
+    async def _make_off_loop(self, flow: http.HTTPFlow, state: _FlowState, engine: Engine) -> None:
+        try:
+            playback = await asyncio.to_thread(self._made, state, engine)
+            pending = self._deliver(flow, state, playback)
+            if pending is not None:
+                await pending
+        except Exception as e:
+            self._fail(flow, state, e)
+
+    def _made(self, state: _FlowState, engine: Engine) -> Playback:
+        decision, request = state.decision, state.request
+        assert decision is not None
+        if decision.action is Action.SYNTHESIZE:
+            answer, state.outcome = engine.synthesize(decision, request)
+            ttfb, gap = engine.pacing.ttfb, engine.pacing.chunk
+        else:
+            state.outcome = Outcome.MISS
+            answer, ttfb, gap = engine.miss(decision, request), 0.0, 0.0
+        return paced(
             answer.status,
             answer.headers,
             answer.frames,
@@ -254,8 +284,8 @@ class ReplayAddon:
             ttfb,
             gap,
             engine.settings.speed,
+            omit_body=request.method.upper() == "HEAD",
         )
-        return self._deliver(flow, state, playback)
 
     def _deliver(
         self, flow: http.HTTPFlow, state: _FlowState, playback: Playback
@@ -352,6 +382,14 @@ class ReplayAddon:
             state.fault = cut
             flow.response.stream = _Withheld(flow.response.stream, cut.after)
         if verdict.latency is not None and verdict.latency.ttfb:
+            if state.recording is not None:
+                # Chunks arriving during the hold would be tapped late, all at once: the
+                # hold would be baked into the cassette. Recording keeps the real timing.
+                logger.info(
+                    "replay: latency rule not applied to %s: it is being recorded",
+                    redacted_url(state.request),
+                )
+                return None
             return asyncio.sleep(verdict.latency.ttfb)  # holds the headers back
         return None
 
@@ -378,17 +416,27 @@ class ReplayAddon:
                     "replay: %s not stored: the stream did not end", redacted_url(state.request)
                 )
         status = flow.response.status_code if flow.response else None
-        if state.fault is not None:  # a rule's fault on an upstream answer
+        if state.fault is not None and isinstance(
+            flow.response and flow.response.stream, _Withheld
+        ):
+            # A rule's fault on an upstream answer.
             self._report(state, status, "fault: connection dropped")
-            return self._drop(flow, state.fault)
+            assert flow.response is not None and isinstance(flow.response.stream, _Withheld)
+            return self._drop(flow, state.fault, flow.response.stream.cut_at)
         self._report(state, status)
         return None
 
-    async def _drop(self, flow: http.HTTPFlow, cut: Interruption) -> None:
-        """End an upstream answer withheld by a fault: stall if asked, then kill the flow
-        (the client sees the connection drop before the body ends)."""
+    async def _drop(self, flow: http.HTTPFlow, cut: Interruption, cut_at: float | None) -> None:
+        """End an upstream answer withheld by a fault: stall if asked (counted from the cut),
+        then kill the flow (the client sees the connection drop before the body ends).
+
+        mitmproxy looks at a kill only between hooks, so the drop comes once the upstream
+        has finished; the client saw nothing past the cut meanwhile."""
         if cut.hold or cut.stall:
-            await asyncio.sleep(UPSTREAM_HOLD if cut.hold else (cut.stall or 0.0))
+            wanted = UPSTREAM_HOLD if cut.hold else (cut.stall or 0.0)
+            elapsed = time.monotonic() - cut_at if cut_at is not None else 0.0
+            if wanted > elapsed:
+                await asyncio.sleep(wanted - elapsed)
         if flow.killable:
             flow.kill()
 
@@ -401,7 +449,10 @@ class ReplayAddon:
         if state.recording is not None:
             state.recording.abort(reason)
             logger.warning("replay: %s not stored: %s", redacted_url(state.request), reason)
-        if state.outcome is not Outcome.HIT:
+        faulted = state.decision is not None and state.decision.verdict.fault is not None
+        if faulted:
+            reason = f"fault: {reason}"  # the rule's doing: the answer keeps its outcome
+        elif state.outcome is not Outcome.HIT:
             state.outcome = Outcome.ERROR
         status = flow.response.status_code if flow.response else None
         self._report(state, status, reason)

@@ -21,11 +21,13 @@ import string
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, TypeVar
 
 from replay.hosts import model_of
 from replay.models import Headers, Request
 from replay.providers.schema import instance_for
+from replay.providers.sse import json_bytes
 from replay.providers.text import count_tokens, rng_for, split_tokens, synthetic_text
 
 CREATED = 1767225600
@@ -110,9 +112,10 @@ class Call:
     params: Mapping[str, str] = field(default_factory=dict)
     """Named groups of the route's path pattern (model, deployment, response id, ...)."""
 
-    @property
+    @cached_property
     def body(self) -> Any:
-        """The JSON body (any JSON value), or None when there is none or it is not JSON."""
+        """The JSON body (any JSON value), or None when there is none or it is not JSON.
+        Parsed once per call (treat it as read-only)."""
         return _parse_json(self.request.body)
 
     @property
@@ -179,8 +182,7 @@ class Answer:
 
 def json_answer(obj: object, status: int = 200, headers: Headers = ()) -> Answer:
     """A non-streamed JSON answer."""
-    data = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
-    return Answer(status, (("content-type", JSON_TYPE), *headers), (data,))
+    return Answer(status, (("content-type", JSON_TYPE), *headers), (json_bytes(obj),))
 
 
 def stream_answer(frames: list[bytes], content_type: str, headers: Headers = ()) -> Answer:

@@ -13,7 +13,6 @@ Every answer is deterministic: request ids are derived from the message (or the 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import shlex
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from replay.hosts import provider_of
 from replay.models import DEFAULT_NAMESPACE, Headers, Key, Request
 from replay.providers.base import JSON_TYPE, Answer
+from replay.providers.sse import json_bytes
 
 MISS_STATUS = 404
 MISS_CODE = "replay_no_cassette"
@@ -172,7 +172,7 @@ def error_answer(
         extra.append(("x-request-id", request_id or "req_" + _digest(seed).hex()[:32]))
     if retry_after is not None:
         extra += retry_headers(retry_after)
-    data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    data = json_bytes(body)
     return Answer(status, (("content-type", content_type), *extra, *headers), (data,))
 
 

@@ -49,7 +49,7 @@ from replay.providers.base import (
     stream_answer,
 )
 from replay.providers.schema import instance_for
-from replay.providers.sse import sse_event
+from replay.providers.sse import json_bytes, sse_event
 from replay.providers.text import count_tokens, split_tokens, synthetic_text
 
 MAX_CANDIDATES = 8
@@ -360,7 +360,7 @@ def stream_generate(call: Call) -> Answer:
         return stream_answer([sse_event(c) for c in chunks], SSE_TYPE)
     frames = [b"["]
     for i, chunk in enumerate(chunks):
-        data = json.dumps(chunk, separators=(",", ":"), ensure_ascii=False).encode()
+        data = json_bytes(chunk)
         frames.append(data if i == 0 else b"," + data)
     frames.append(b"]")
     return stream_answer(frames, JSON_TYPE)

@@ -168,7 +168,10 @@ def _unloads(body: Mapping[str, Any]) -> bool:
 
 def _tools(body: Mapping[str, Any]) -> list[ToolSpec]:
     specs: list[ToolSpec] = []
-    for tool in body.get("tools") or ():
+    tools = body.get("tools") or []
+    if not isinstance(tools, list):
+        raise BadCall("tools must be a list")
+    for tool in tools:
         function = tool.get("function") if isinstance(tool, Mapping) else None
         if isinstance(function, Mapping) and isinstance(function.get("name"), str):
             params = function.get("parameters")

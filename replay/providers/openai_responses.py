@@ -201,7 +201,9 @@ def _forced(body: Mapping[str, Any], specs: list[ToolSpec]) -> str | None:
 
 def _text_config(body: Mapping[str, Any]) -> _Json:
     text = body.get("text") or {}
-    fmt = text.get("format") if isinstance(text, dict) else None
+    if not isinstance(text, dict):
+        raise _Refusal(400, "Invalid type for 'text': expected an object.", "text")
+    fmt = text.get("format")
     fmt = fmt or {"type": "text"}
     if not isinstance(fmt, dict) or fmt.get("type") not in ("text", "json_schema", "json_object"):
         raise _Refusal(400, "Invalid value for 'text.format'.", "text.format")
@@ -404,7 +406,7 @@ def create(call: Call) -> Answer:
     events = stream_events(final, background)
     status = "queued" if background and not stream else final["status"]
     if store:
-        state.put(Stored(final, tuple(items), tuple(events), context, background, status))
+        state.put(Stored(final, tuple(items), context, background, status))
     if stream:
         return _sse(list(events), call)
     return json_answer(

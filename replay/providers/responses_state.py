@@ -15,9 +15,10 @@ Does not own the Response object, its items, the reply or the endpoints
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -26,6 +27,8 @@ from replay.providers.text import split_tokens
 
 CAPACITY = 10_000
 """At most this many responses are kept; the least recently used is forgotten first."""
+BUDGET = 64 * 2**20
+"""And at most about this many bytes of them (inputs can hold base64 images)."""
 
 ACTIVE = frozenset({"queued", "in_progress"})
 """Statuses of a background response that has not finished yet."""
@@ -54,8 +57,6 @@ class Stored:
     """The finished Response object (status `completed` or `incomplete`, full output)."""
     input_items: tuple[Mapping[str, Any], ...]
     """Its own input, as items with ids (not the history it continues)."""
-    events: tuple[Mapping[str, Any], ...]
-    """Its full stream, sequence numbers from 0, ending with the finished response."""
     context_tokens: int
     """Tokens of the history it continued plus its own input (instructions are not carried)."""
     background: bool
@@ -84,10 +85,17 @@ class Stored:
         usage = self.response.get("usage") or {}
         return self.context_tokens + int(usage.get("output_tokens", 0))
 
+    @property
+    def size(self) -> int:
+        """Roughly the bytes it holds: its response and input as JSON."""
+        return len(json.dumps([self.response, self.input_items], default=str))
+
     def replay(self, after: int) -> list[Mapping[str, Any]]:
         """The stream events after sequence number `after` (a cancelled response never got
-        past its lifecycle events)."""
-        events = self.events
+        past its lifecycle events). Rebuilt from the finished response (the same events
+        its stream sent: `stream_events` is deterministic), not kept: one event a token
+        would hold many times the response's size."""
+        events: Sequence[Mapping[str, Any]] = stream_events(self.response, self.background)
         if self.status == "cancelled":
             events = tuple(e for e in events if e["type"] in LIFECYCLE)
         return [e for e in events if int(e["sequence_number"]) > after]
@@ -96,12 +104,15 @@ class Stored:
 class ResponsesState:
     """The stored responses of one run, least recently used first; thread-safe."""
 
-    def __init__(self, capacity: int = CAPACITY) -> None:
+    def __init__(self, capacity: int = CAPACITY, budget: int = BUDGET) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, got {capacity}")
         self.capacity = capacity
+        self.budget = budget
         self._lock = threading.Lock()
         self._items: OrderedDict[str, Stored] = OrderedDict()
+        self._sizes: dict[str, int] = {}
+        self._bytes = 0
 
     def __len__(self) -> int:
         with self._lock:
@@ -109,11 +120,17 @@ class ResponsesState:
 
     def put(self, stored: Stored) -> None:
         """Keep `stored` (replacing one with the same id), forgetting the oldest past capacity."""
+        size = stored.size
         with self._lock:
+            self._bytes += size - self._sizes.get(stored.id, 0)
+            self._sizes[stored.id] = size
             self._items[stored.id] = stored
             self._items.move_to_end(stored.id)
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
+            while len(self._items) > 1 and (
+                len(self._items) > self.capacity or self._bytes > self.budget
+            ):
+                gone, _ = self._items.popitem(last=False)
+                self._bytes -= self._sizes.pop(gone, 0)
 
     def get(self, response_id: str) -> Stored | None:
         with self._lock:
@@ -122,6 +139,7 @@ class ResponsesState:
     def delete(self, response_id: str) -> Stored | None:
         """Forget a response; the one forgotten, or None if there was none."""
         with self._lock:
+            self._bytes -= self._sizes.pop(response_id, 0)
             return self._items.pop(response_id, None)
 
     def advance(self, response_id: str) -> Stored | None:

@@ -25,8 +25,17 @@ from __future__ import annotations
 import json
 
 
-def _compact(obj: object) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+def json_bytes(obj: object) -> bytes:
+    """Compact UTF-8 JSON. A string holding a lone surrogate (a `"\\ud800"` escape in the
+    request, echoed back) cannot be UTF-8: the whole document is then ASCII-escaped."""
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+
+
+_compact = json_bytes
 
 
 def sse_event(data: object, event: str | None = None) -> bytes:

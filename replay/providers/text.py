@@ -41,7 +41,7 @@ def rng_for(*parts: str | int) -> random.Random:
     digest = hashlib.sha256()
     for part in parts:
         if isinstance(part, str):
-            raw, tag = part.encode("utf-8"), b"s"
+            raw, tag = part.encode("utf-8", "surrogatepass"), b"s"  # lone surrogates too
         elif isinstance(part, int):
             raw, tag = str(int(part)).encode("ascii"), b"i"
         else:

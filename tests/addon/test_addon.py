@@ -297,3 +297,41 @@ def test_a_fault_withholds_an_upstream_answer_and_kills_the_flow(
 
 async def _wait(pending: Awaitable[None]) -> None:
     await pending
+
+
+def test_head_answers_carry_no_body_but_the_length_it_would_have(
+    addon: tuple[ReplayAddon, taddons.context], tmp_path: Path
+) -> None:
+    a, tctx = addon
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - match: {path: /limited}\n    error: {status: 429}\n")
+    tctx.configure(a, replay_speed="0", replay_rules=str(rules))
+    for path, status in (("/limited", 429), ("/v1/unknown-endpoint", 404)):
+        get = chat_flow(HI, path=path)
+        get.request.method = "GET"
+        request(a, get)
+        head = chat_flow(HI, path=path)
+        head.request.method = "HEAD"
+        request(a, head)
+        assert get.response is not None and head.response is not None
+        assert head.response.status_code == get.response.status_code == status
+        assert head.response.raw_content == b"" and get.response.raw_content
+        assert head.response.headers["content-length"] == str(len(get.response.raw_content))
+
+
+def test_a_latency_rule_never_holds_an_answer_being_recorded(
+    addon: tuple[ReplayAddon, taddons.context], tmp_path: Path
+) -> None:
+    a, tctx = addon
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - match: {host: api.openai.com}\n    latency: {ttfb_ms: 500}\n")
+    for mode, held in (("record", False), ("passthrough", True)):
+        tctx.configure(a, replay_mode=mode, replay_rules=str(rules))
+        f = chat_flow(HI)
+        request(a, f)
+        f.response = tflow.tresp(content=b"")
+        pending = a.responseheaders(f)
+        assert (pending is not None) is held, mode
+        if pending is not None:
+            asyncio.run(_wait(pending))
+        a.response(f)

@@ -197,7 +197,17 @@ def test_fault_cuts_a_recorded_playback_and_latency_delays_it(
         "  - match: {last_user_message: slow one}\n"
         "    latency: {ttfb_ms: 300}\n",
     )
-    proxy = start(proxy_factory, store, "--set", f"replay_rules={rules}", "--set", "replay_speed=0")
+    report = tmp_path / "report.jsonl"
+    proxy = start(
+        proxy_factory,
+        store,
+        "--set",
+        f"replay_rules={rules}",
+        "--set",
+        "replay_speed=0",
+        "--set",
+        f"replay_report={report}",
+    )
     cut = post(proxy, bundle, chat("stream me", stream=True))
     assert cut.header("x-replay") == "hit"
     assert cut.chunks == recorded.chunks[:2] and not cut.complete  # dropped, no terminator
@@ -205,6 +215,11 @@ def test_fault_cuts_a_recorded_playback_and_latency_delays_it(
     started = time.monotonic()
     delayed = post(proxy, bundle, chat("slow one"))
     assert time.monotonic() - started >= 0.25 and delayed.body == slow.body
+    proxy_factory.stop_all()
+    lines = [json.loads(x) for x in report.read_text().splitlines()]
+    # The cut answer is reported as what the client was told it was, the fault in detail.
+    assert [x["outcome"] for x in lines] == ["hit", "hit"]
+    assert lines[0]["detail"].startswith("fault:") and "rules: rule 1" in lines[0]["detail"]
 
 
 def test_fault_on_an_upstream_answer_drops_the_client(

@@ -273,3 +273,19 @@ def test_head_gets_the_get_answer_without_a_body(tmp_path: Path) -> None:
     get = replace(head, method="GET")
     assert eng.synthesize(eng.decide(get, "default"), get)[0].body == b"Ollama is running"
     eng.close()
+
+
+def test_requests_a_rule_answers_do_not_shift_the_recorded_occurrences(tmp_path: Path) -> None:
+    rules = rules_file(
+        tmp_path,
+        "rules:\n  - match: {last_user_message: hi}\n    error: {status: 429}\n    times: 2\n",
+    )
+    rec = engine(tmp_path, Mode.RECORD, replay_rules=rules)
+    answered = [rec.decide(chat("hi"), "default") for _ in range(2)]
+    assert [d.action for d in answered] == [Y, Y]
+    assert [d.key.occurrence for d in answered] == [0, 1]  # ids still differ per answer
+    assert record(rec, chat("hi")).occurrence == 0  # the retry that reached upstream
+    rec.close()
+    play = engine(tmp_path, Mode.REPLAY)  # replayed without the rules: a hit
+    assert play.decide(chat("hi"), "default").action is S
+    play.close()

@@ -501,3 +501,10 @@ def test_normalisers_rewrite_body_strings_before_hashing() -> None:
     assert body["json"]["messages"][0]["content"] == r"\1\g<0> is 2026-11-23"  # type: ignore[index]
     plain = make_request(b"id=2026-11-23", headers=(("content-type", "text/plain"),))
     assert fingerprint(plain, policy).material["body"] == {"text": "id=<date>"}
+
+
+def test_normalisers_leave_digests_of_binary_bodies_alone() -> None:
+    digits = FingerprintPolicy(normalize=((re.compile(r"\d"), "#"),))
+    binary = make_request(b"\xff\xfe\x00\x01", headers=(("content-type", "image/png"),))
+    plain = fingerprint(binary, NO_POLICY).material["body"]
+    assert fingerprint(binary, digits).material["body"] == plain

@@ -741,3 +741,21 @@ def test_current_is_safe_under_threads(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert set(seen) == {"b"} and len(seen) == 80
+
+
+def test_unforeseen_yaml_errors_become_rules_errors_and_keep_the_previous_rules(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("rules:\n  - match: {path: '/a'}\n    reply: {text: a}\n")
+    now = [0.0]
+    rf = RulesFile(path, clock=lambda: now[0], interval=0.5)
+    path.write_text("rules:\n  - match: {path: 2026-13-45}\n    reply: {text: b}\n")
+    with pytest.raises(RulesError, match=r"rules\.yaml"):
+        load_rules(path)
+    now[0] = 1.0
+    assert [r.reply.text for r in rf.current().rules if r.reply] == ["a"]
+    deep = "rules:\n  - match: {path: '/a'}\n    reply: {text: a}\n" + "x: " + "[" * 3000
+    path.write_text(deep)
+    with pytest.raises(RulesError):
+        load_rules(path)

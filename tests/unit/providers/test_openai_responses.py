@@ -568,7 +568,7 @@ def test_stream_retrieve_of_a_queued_background_response_finishes_it() -> None:
 def test_state_is_a_bounded_lru() -> None:
     def stored(rid: str) -> Stored:
         response = {"id": rid, "status": "completed", "usage": None}
-        return Stored(response, (), (), 0, False, "completed")
+        return Stored(response, (), 0, False, "completed")
 
     state = ResponsesState(capacity=2)
     state.put(stored("a"))
@@ -580,3 +580,16 @@ def test_state_is_a_bounded_lru() -> None:
     assert len(state) == 2
     with pytest.raises(ValueError):
         ResponsesState(capacity=0)
+
+
+def test_stored_responses_are_bounded_in_bytes_too() -> None:
+    from replay.providers.responses_state import ResponsesState, Stored
+
+    state = ResponsesState(capacity=100, budget=10_000)
+    big = {"id": "x", "status": "completed", "output": [], "blob": "a" * 3_000}
+    for i in range(10):
+        state.put(Stored({**big, "id": f"resp_{i}"}, (), 0, False, "completed"))
+    assert 1 <= len(state) <= 3
+    assert state.get("resp_9") is not None and state.get("resp_0") is None
+    state.delete("resp_9")
+    assert state.get("resp_9") is None
