@@ -56,6 +56,7 @@ from replay.store import Store
 logger = logging.getLogger(__name__)
 
 NO_VERDICT = Verdict(answer=None, latency=None, fault=None, rules=())
+_EMBEDDING_PATH = re.compile(r"(?:/embeddings|/api/embed|:embedContent|:batchEmbedContents)$")
 """No rules file, or no rule matched."""
 
 
@@ -134,6 +135,9 @@ class Engine:
         # last chunk reaches the client only once the response hook returns: one worker
         # thread does it, in order, then hands the result to the store's writer.
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-commit")
+        self.workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="replay-make")
+        """Slow answers (misses, long embedding batches, huge requests) are made here, off
+        the event loop, and not in the loop's default executor (DNS lookups use it)."""
 
     def _warm(self, namespace: str) -> None:
         try:
@@ -162,12 +166,19 @@ class Engine:
             self.policy = policy
             self.nearmiss = NearMissIndex(self.store, policy)
 
-    def decide(self, request: Request, namespace: str) -> Decision:
-        """Fingerprint the request, count its occurrence, look it up, apply the mode table."""
+    def fingerprint(self, request: Request) -> Fingerprint:
+        """The request's key under the current policy (thread-safe: `decide` may be handed
+        one computed on a worker thread for a large request)."""
+        return fingerprint(request, self.policy)
+
+    def decide(self, request: Request, namespace: str, fp: Fingerprint | None = None) -> Decision:
+        """Fingerprint the request (unless `fp` is given), count its occurrence, look it
+        up, apply the rules and the mode table. Runs on the event loop only."""
         ruleset = self.rules.current() if self.rules is not None else None
         if ruleset is not None and ruleset is not self._policy_of:
             self._adopt(ruleset)
-        fp = fingerprint(request, self.policy)
+        if fp is None:
+            fp = fingerprint(request, self.policy)
         counter = (namespace, fp.hex)
         verdict = NO_VERDICT
         if ruleset is not None:
@@ -207,7 +218,11 @@ class Engine:
         answer = decision.verdict.answer
         if answer is not None and answer.error is not None:
             return True
-        return router.find(request) is not None
+        if router.find(request) is None:
+            return False
+        # An embedding costs a vector of thousands of floats per input: a batch of 500
+        # takes most of a second.
+        return not _EMBEDDING_PATH.search(request.path)
 
     def synthesize(self, decision: Decision, request: Request) -> tuple[Answer, Outcome]:
         """A made-up answer: the rule's canned reply or error, else the endpoint's responder;
@@ -233,7 +248,11 @@ class Engine:
         route, params = found
         key = decision.key
         reply = rule.reply if rule is not None else None
-        call = Call(decoded, key.fingerprint, key.occurrence, reply, self.session, params)
+        # A rule-answered request counts its occurrences apart (see `decide`): its ids and
+        # text are seeded apart too, or a rule's answer and a later made-up one would share
+        # ids (and a stored Responses object would be overwritten).
+        seed = key.fingerprint if rule is None else f"{key.fingerprint}:rule"
+        call = Call(decoded, seed, key.occurrence, reply, self.session, params)
         try:
             answer = route.respond(call)
         except BadCall as e:
@@ -329,6 +348,7 @@ class Engine:
 
     def close(self) -> None:
         """Drain the writer; in record mode drop stale occurrences above those recorded."""
+        self.workers.shutdown(wait=False, cancel_futures=True)
         self._committer.shutdown(wait=True)
         self.store.flush()
         if self.settings.mode is Mode.RECORD:

@@ -41,7 +41,7 @@ names = [m.model for m in client.list().models]
 assert names, "tags lists a few models"
 shown = client.show("llama3.2")
 assert shown.modelinfo is not None and shown.details is not None
-assert client.ps().models is not None
+assert [m.model for m in client.ps().models]
 version = httpx.get(f"{HOST}/api/version").json()
 assert version["version"]
 print("ollama-mock: ok")

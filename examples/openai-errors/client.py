@@ -17,11 +17,14 @@ def chat(text: str, **kw: object) -> openai.types.chat.ChatCompletion:
     )
 
 
-# Two 429s then success: the SDK's own retries get through (retry-after-ms honoured).
+# Two 429s then success: the SDK's own retries get through (retry-after-ms honoured: 10 ms
+# each, where the SDK's own backoff would wait 0.5 s and more).
+started = time.monotonic()
 raw = client.chat.completions.with_raw_response.create(
     model="gpt-4o-mini", messages=[{"role": "user", "content": "hi [rate-limit]"}]
 )
 assert raw.retries_taken == 2 and raw.parse().choices[0].message.content
+assert time.monotonic() - started < 1.0, "the retries waited the SDK's own backoff"
 
 # Without retries, the 429 surfaces as the SDK's RateLimitError.
 strict = client.with_options(max_retries=0)
@@ -57,7 +60,7 @@ except (openai.APIConnectionError, httpx.HTTPError):
     pass
 else:
     raise AssertionError("the stream should have been cut")
-assert len(received) <= 3
+assert len(received) == 3  # exactly the three chunks before the cut
 
 # Responses streams work alongside.
 with strict.responses.stream(model="gpt-4.1-mini", input="Say something") as s:

@@ -27,6 +27,7 @@ from replay.chunkserver import JOB_HEADER, ChunkServer
 from replay.config import OPTION_NAMES, OPTION_SPECS, Settings
 from replay.engine import Action, Decision, Engine
 from replay.errors import BadNamespace, ConfigError
+from replay.fingerprint import Fingerprint
 from replay.mitm import adapt
 from replay.models import Outcome, Request, ResponseHead
 from replay.player import Interruption, Planner, Playback, modified, paced
@@ -55,6 +56,8 @@ class _FlowState:
     ttfb: float = 0.0
     fault: Interruption | None = None
     """A rule's fault on a forwarded answer: chunks past `after` are withheld."""
+    faulted: bool = False
+    """The proxy itself drops this answer (a rule's fault): a connection error is its own."""
 
 
 INLINE_BODY = 256 * 1024
@@ -229,8 +232,37 @@ class ReplayAddon:
         except BadNamespace as e:
             self._answer_error(flow, request, "", 400, str(e))
             return None
+        if len(request.body) > INLINE_BODY:
+            # Fingerprinting (decoding, parsing, scrubbing) a request of megabytes (a
+            # vision prompt) takes tens of ms: off the event loop, then decided on it.
+            return self._handle_off_loop(flow, engine, request, namespace)
+        return self._handle(flow, engine, request, namespace, None)
+
+    async def _handle_off_loop(
+        self, flow: http.HTTPFlow, engine: Engine, request: Request, namespace: str
+    ) -> None:
         try:
-            decision = engine.decide(request, namespace)
+            loop = asyncio.get_running_loop()
+            fp = await loop.run_in_executor(engine.workers, engine.fingerprint, request)
+            pending = self._handle(flow, engine, request, namespace, fp)
+            if pending is not None:
+                await pending
+        except Exception as e:
+            state = self.flows.get(flow.id) or _FlowState(request, namespace, None, Outcome.ERROR)
+            self._fail(flow, state, e)
+
+    def _handle(
+        self,
+        flow: http.HTTPFlow,
+        engine: Engine,
+        request: Request,
+        namespace: str,
+        fp: Fingerprint | None,
+    ) -> Awaitable[None] | None:
+        """Decide, then serve, make up, or let the request go upstream."""
+        r = flow.request
+        try:
+            decision = engine.decide(request, namespace, fp)
         except Exception as e:
             logger.exception("replay: cannot handle %s %s", r.method, redacted_url(request))
             self._answer_error(flow, request, namespace, 502, f"replay failed: {e}")
@@ -245,8 +277,8 @@ class ReplayAddon:
                 return self._deliver(flow, state, self.planner(decision.interaction, accept))
             case Action.SYNTHESIZE | Action.FAIL:
                 if len(request.body) > INLINE_BODY or not engine.cheap_answer(decision, request):
-                    # A miss searches the store for the nearest recording, a huge request
-                    # (500 embeddings) takes a while: off the event loop.
+                    # A miss searches the store for the nearest recording; embeddings of a
+                    # long batch, or a huge request, take a while: off the event loop.
                     return self._make_off_loop(flow, state, engine)
                 return self._make(flow, state, engine)
             case _:
@@ -260,7 +292,8 @@ class ReplayAddon:
 
     async def _make_off_loop(self, flow: http.HTTPFlow, state: _FlowState, engine: Engine) -> None:
         try:
-            playback = await asyncio.to_thread(self._made, state, engine)
+            loop = asyncio.get_running_loop()
+            playback = await loop.run_in_executor(engine.workers, self._made, state, engine)
             pending = self._deliver(flow, state, playback)
             if pending is not None:
                 await pending
@@ -304,6 +337,7 @@ class ReplayAddon:
                 _interruption(verdict.fault),
             )
         if playback.streamed and self.pacer is not None:
+            state.faulted = playback.interruption is not None  # the chunk server will drop it
             return self._stream(flow, state, playback, asyncio.get_running_loop().time())
         if playback.ttfb > 0:
             return self._answer_after(playback.ttfb, flow, state, playback)
@@ -350,6 +384,8 @@ class ReplayAddon:
         logger.error("replay: cannot serve %s: %r", redacted_url(state.request), error)
         state.outcome = Outcome.ERROR
         body = json.dumps({"error": {"message": f"replay failed: {error}"}}).encode()
+        if flow.request.method.upper() == "HEAD":
+            body = b""
         flow.response = adapt.simple_response(502, [("content-type", "application/json")], body)
         fingerprint = state.decision.key.fingerprint if state.decision else None
         adapt.mark(flow.response, Outcome.ERROR, fingerprint)
@@ -381,6 +417,11 @@ class ReplayAddon:
             assert cut is not None
             state.fault = cut
             flow.response.stream = _Withheld(flow.response.stream, cut.after)
+            if flow.request.http_version.startswith("HTTP/1"):
+                # A body with a content-length, cut after its last chunk, would look whole:
+                # chunked framing without its terminator shows the break.
+                flow.response.headers.pop("content-length", None)
+                flow.response.headers["transfer-encoding"] = "chunked"
         if verdict.latency is not None and verdict.latency.ttfb:
             if state.recording is not None:
                 # Chunks arriving during the hold would be tapped late, all at once: the
@@ -438,7 +479,7 @@ class ReplayAddon:
             if wanted > elapsed:
                 await asyncio.sleep(wanted - elapsed)
         if flow.killable:
-            flow.kill()
+            flow.kill()  # after the response hook: no error hook follows, the report is written
 
     def error(self, flow: http.HTTPFlow) -> None:
         state = self.flows.pop(flow.id, None)
@@ -449,9 +490,8 @@ class ReplayAddon:
         if state.recording is not None:
             state.recording.abort(reason)
             logger.warning("replay: %s not stored: %s", redacted_url(state.request), reason)
-        faulted = state.decision is not None and state.decision.verdict.fault is not None
-        if faulted:
-            reason = f"fault: {reason}"  # the rule's doing: the answer keeps its outcome
+        if state.faulted and state.recording is None:
+            reason = f"fault: {reason}"  # the proxy dropped it: the answer keeps its outcome
         elif state.outcome is not Outcome.HIT:
             state.outcome = Outcome.ERROR
         status = flow.response.status_code if flow.response else None
@@ -469,6 +509,8 @@ class ReplayAddon:
         self, flow: http.HTTPFlow, request: Request, namespace: str, status: int, message: str
     ) -> None:
         body = json.dumps({"error": {"message": message, "type": "replay_error"}}).encode()
+        if request.method.upper() == "HEAD":
+            body = b""
         flow.response = adapt.simple_response(status, [("content-type", "application/json")], body)
         adapt.mark(flow.response, Outcome.ERROR, None)
         state = _FlowState(request, namespace, None, Outcome.ERROR)

@@ -83,7 +83,7 @@ class Session:
 
     Each responder keeps its state in its own slot (`slot(name, factory)`); `lock` guards
     the slots' contents when a responder mutates them (calls come from the proxy's event
-    loop, but tests and benches may call from threads).
+    loop and from the engine's worker threads at once).
     """
 
     def __init__(self) -> None:

@@ -4,10 +4,11 @@ Owns how a finished Response object unfolds in time: its stream of events
 (`stream_events`: lifecycle events, each output item's events, the final response;
 PROTOCOLS.md §2.4) and its look before it has output (`pending`). Owns `ResponsesState`, kept
 per run in `Session.slot("responses", ResponsesState)`: a bounded LRU of `Stored` responses
-(the finished response, its own input items, its events, what a follow-up inherits through
+(the finished response, its own input items, what a follow-up inherits through
 `previous_response_id`), and the status changes that retrieve, cancel and delete make: a
 background response goes queued → in_progress → its final status one retrieve at a time, and
-only an active background response can be cancelled.
+only an active background response can be cancelled. A stream replay rebuilds the events
+from the finished response (`stream_events` is deterministic) rather than keeping them.
 
 Does not own the Response object, its items, the reply or the endpoints
 (`openai_responses.py` builds and serves them).

@@ -335,3 +335,12 @@ def test_a_latency_rule_never_holds_an_answer_being_recorded(
         if pending is not None:
             asyncio.run(_wait(pending))
         a.response(f)
+
+
+def test_error_answers_to_head_carry_no_body(addon: tuple[ReplayAddon, taddons.context]) -> None:
+    a, _ = addon
+    f = chat_flow(HI, x_replay_cassette="../bad")
+    f.request.method = "HEAD"
+    request(a, f)
+    assert f.response is not None and f.response.status_code == 400
+    assert f.response.raw_content == b"" and f.response.headers["x-replay"] == "error"

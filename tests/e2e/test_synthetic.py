@@ -241,6 +241,10 @@ def test_fault_on_an_upstream_answer_drops_the_client(
     r = post(proxy, bundle, chat("stream me", stream=True))
     assert r.header("x-replay") == "forwarded"
     assert len(r.chunks) == 1 and not r.complete  # one chunk, then the connection dropped
+    # A JSON answer with a content-length is one chunk: sent chunked, it still shows the cut.
+    whole = post(proxy, bundle, chat("plain json"))
+    assert whole.header("content-length") is None and whole.header("transfer-encoding")
+    assert json.loads(whole.body)["object"] == "chat.completion" and not whole.complete
 
 
 def test_rules_reload_when_the_file_changes(

@@ -289,3 +289,18 @@ def test_requests_a_rule_answers_do_not_shift_the_recorded_occurrences(tmp_path:
     play = engine(tmp_path, Mode.REPLAY)  # replayed without the rules: a hit
     assert play.decide(chat("hi"), "default").action is S
     play.close()
+
+
+def test_a_rule_answer_and_a_later_made_up_one_never_share_ids(tmp_path: Path) -> None:
+    rules = rules_file(
+        tmp_path,
+        "rules:\n  - match: {last_user_message: hi}\n    reply: {text: canned}\n    times: 1\n",
+    )
+    eng = engine(tmp_path, Mode.REPLAY, replay_rules=rules)
+    first, _ = eng.synthesize(eng.decide(chat("hi"), "default"), chat("hi"))
+    second, _ = eng.synthesize(eng.decide(chat("hi"), "default"), chat("hi"))
+    a, b = json.loads(first.body), json.loads(second.body)
+    assert a["choices"][0]["message"]["content"] == "canned"
+    assert b["choices"][0]["message"]["content"] != "canned"
+    assert a["id"] != b["id"]
+    eng.close()
