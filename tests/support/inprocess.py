@@ -114,8 +114,8 @@ class Responders:
         return httpx.MockTransport(self.httpx_async_handler)
 
 
-class _Frames(httpx.SyncByteStream, httpx.AsyncByteStream):
-    """A streamed body for httpx: the frames one by one, sync or async."""
+class _FrameIteration:
+    """A streamed body: the frames one by one, sync or async."""
 
     def __init__(self, frames: tuple[bytes, ...]) -> None:
         self.frames = frames
@@ -128,18 +128,12 @@ class _Frames(httpx.SyncByteStream, httpx.AsyncByteStream):
             yield frame
 
 
-class _Frames2(httpx2.SyncByteStream, httpx2.AsyncByteStream):
-    """The same for httpx2."""
+class _Frames(_FrameIteration, httpx.SyncByteStream, httpx.AsyncByteStream):
+    """For httpx."""
 
-    def __init__(self, frames: tuple[bytes, ...]) -> None:
-        self.frames = frames
 
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self.frames)
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for frame in self.frames:
-            yield frame
+class _Frames2(_FrameIteration, httpx2.SyncByteStream, httpx2.AsyncByteStream):
+    """For httpx2."""
 
 
 def http_client_for(sdk: ModuleType, responders: Responders, *, asynchronous: bool = False) -> Any:
