@@ -35,9 +35,6 @@ def json_bytes(obj: object) -> bytes:
         return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
 
 
-_compact = json_bytes
-
-
 def sse_event(data: object, event: str | None = None) -> bytes:
     """One SSE frame: `event: NAME\\n` if `event` is given, then `data: <json>\\n\\n`."""
     head = b""
@@ -45,7 +42,7 @@ def sse_event(data: object, event: str | None = None) -> bytes:
         if not event or any(c in event for c in "\r\n"):
             raise ValueError(f"invalid SSE event name {event!r}")
         head = b"event: " + event.encode() + b"\n"
-    return head + b"data: " + _compact(data) + b"\n\n"
+    return head + b"data: " + json_bytes(data) + b"\n\n"
 
 
 def sse_done() -> bytes:
@@ -55,4 +52,4 @@ def sse_done() -> bytes:
 
 def ndjson_line(obj: object) -> bytes:
     """One NDJSON line (Ollama native streams): compact JSON and a single `\\n`."""
-    return _compact(obj) + b"\n"
+    return json_bytes(obj) + b"\n"

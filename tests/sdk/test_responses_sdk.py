@@ -10,7 +10,6 @@ false`, and 404s for ids never seen. Also run on openai 1.x by `make compat`.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 from typing import Any
 
@@ -20,8 +19,7 @@ from jsonschema import Draft202012Validator
 from pydantic import BaseModel
 from support.inprocess import Responders, http_client_for
 
-from replay.models import Request
-from replay.providers.base import Answer, Reply, ToolCall, prompt_tokens
+from replay.providers.base import Reply, ToolCall, prompt_tokens
 from replay.providers.text import count_tokens, split_tokens
 
 MODEL = "gpt-4.1-mini"
@@ -41,14 +39,10 @@ TOOLS: list[Any] = [
 ]
 
 
-class Keyed(Responders):
-    """`Responders` whose fingerprint follows the request, as the engine's does: two
-    different requests get different response ids within one session."""
-
-    def answer(self, request: Request) -> Answer:
-        material = repr((request.method, request.path, request.query, request.body))
-        self.fingerprint = hashlib.sha256(material.encode()).hexdigest()
-        return super().answer(request)
+def keyed(**kwargs: Any) -> Responders:
+    """`Responders` with each request's own fingerprint, as the engine's: two different
+    requests get different response ids within one session."""
+    return Responders(fingerprint=None, **kwargs)
 
 
 def client(r: Responders, **kwargs: Any) -> openai.OpenAI:
@@ -62,7 +56,7 @@ def aclient(r: Responders) -> openai.AsyncOpenAI:
 
 
 def test_create_gives_output_text_and_usage() -> None:
-    r = Keyed()
+    r = keyed()
     resp = client(r).responses.create(model=MODEL, input="Say hello", instructions="Be kind.")
     assert resp.object == "response" and resp.status == "completed"
     assert resp.id.startswith("resp_")
@@ -77,7 +71,7 @@ def test_create_gives_output_text_and_usage() -> None:
 
 
 def test_raw_stream_event_order_and_sequence_numbers() -> None:
-    r = Keyed()
+    r = keyed()
     stream = client(r).responses.create(model=MODEL, input="Stream it", stream=True)
     events = list(stream)
     kinds = [e.type for e in events]
@@ -105,7 +99,7 @@ def test_raw_stream_event_order_and_sequence_numbers() -> None:
 
 
 def test_stream_helper_final_response() -> None:
-    r = Keyed()
+    r = keyed()
     with client(r).responses.stream(model=MODEL, input="Helper please") as stream:
         deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
         final = stream.get_final_response()
@@ -114,7 +108,7 @@ def test_stream_helper_final_response() -> None:
 
 
 def test_forced_function_call_has_valid_arguments() -> None:
-    c = client(Keyed())
+    c = client(keyed())
     resp = c.responses.create(
         model=MODEL,
         input="Weather in Paris?",
@@ -129,7 +123,7 @@ def test_forced_function_call_has_valid_arguments() -> None:
 
 
 def test_required_tool_choice_streams_arguments_through_the_helper() -> None:
-    with client(Keyed()).responses.stream(
+    with client(keyed()).responses.stream(
         model=MODEL, input="Any tool", tools=TOOLS, tool_choice="required"
     ) as stream:
         fragments = [e.delta for e in stream if e.type == "response.function_call_arguments.delta"]
@@ -142,7 +136,7 @@ def test_required_tool_choice_streams_arguments_through_the_helper() -> None:
 
 def test_canned_reply_text_and_call() -> None:
     reply = Reply("It is sunny.", (ToolCall("get_weather", {"city": "Oslo"}),))
-    resp = client(Keyed(reply=reply)).responses.create(model=MODEL, input="x", tools=TOOLS)
+    resp = client(keyed(reply=reply)).responses.create(model=MODEL, input="x", tools=TOOLS)
     assert resp.output_text == "It is sunny."
     assert [o.type for o in resp.output] == ["message", "function_call"]
     assert json.loads(resp.output[1].arguments) == {"city": "Oslo"}
@@ -155,14 +149,14 @@ class Person(BaseModel):
 
 
 def test_parse_with_a_pydantic_model() -> None:
-    parsed = client(Keyed()).responses.parse(model=MODEL, input="Who?", text_format=Person)
+    parsed = client(keyed()).responses.parse(model=MODEL, input="Who?", text_format=Person)
     assert isinstance(parsed.output_parsed, Person)
     assert Person.model_validate_json(parsed.output_text) == parsed.output_parsed
 
 
 def test_text_format_json_schema() -> None:
     fmt: Any = {"type": "json_schema", "name": "weather", "schema": WEATHER, "strict": True}
-    resp = client(Keyed()).responses.create(model=MODEL, input="x", text={"format": fmt})
+    resp = client(keyed()).responses.create(model=MODEL, input="x", text={"format": fmt})
     Draft202012Validator(WEATHER).validate(json.loads(resp.output_text))
 
 
@@ -176,7 +170,7 @@ def _long_input(c: openai.OpenAI) -> str:
 
 
 def test_max_output_tokens_gives_incomplete() -> None:
-    c = client(Keyed())
+    c = client(keyed())
     text = _long_input(c)
     resp = c.responses.create(model=MODEL, input=text, max_output_tokens=16)
     assert resp.status == "incomplete"
@@ -191,7 +185,7 @@ def test_max_output_tokens_gives_incomplete() -> None:
 
 
 def test_store_retrieve_input_items_delete() -> None:
-    c = client(Keyed())
+    c = client(keyed())
     resp = c.responses.create(
         model=MODEL,
         input=[
@@ -211,7 +205,7 @@ def test_store_retrieve_input_items_delete() -> None:
 
 
 def test_retrieve_stream_starting_after() -> None:
-    c = client(Keyed())
+    c = client(keyed())
     original = list(c.responses.create(model=MODEL, input="replay later", stream=True))
     rid = original[-1].response.id
     replayed = list(c.responses.retrieve(rid, stream=True, starting_after=2))
@@ -221,7 +215,7 @@ def test_retrieve_stream_starting_after() -> None:
 
 
 def test_previous_response_id_chain() -> None:
-    c = client(Keyed())
+    c = client(keyed())
     first = c.responses.create(model=MODEL, input="My name is Ada.")
     second = c.responses.create(
         model=MODEL, input="What is my name?", previous_response_id=first.id
@@ -239,7 +233,7 @@ def test_previous_response_id_chain() -> None:
 
 
 def test_background_polling_to_completed() -> None:
-    c = client(Keyed())
+    c = client(keyed())
     resp = c.responses.create(model=MODEL, input="Take your time", background=True)
     assert resp.status == "queued" and resp.output_text == ""
     seen = [resp.status]
@@ -251,7 +245,7 @@ def test_background_polling_to_completed() -> None:
 
 
 def test_background_cancel() -> None:
-    c = client(Keyed())
+    c = client(keyed())
     resp = c.responses.create(model=MODEL, input="Never mind", background=True)
     cancelled = c.responses.cancel(resp.id)
     assert cancelled.status == "cancelled"
@@ -262,7 +256,7 @@ def test_background_cancel() -> None:
 
 
 def test_unknown_ids_are_not_found() -> None:
-    c = client(Keyed())
+    c = client(keyed())
     calls = [
         lambda: c.responses.retrieve("resp_unknown"),
         lambda: c.responses.delete("resp_unknown"),
@@ -279,7 +273,7 @@ def test_unknown_ids_are_not_found() -> None:
 
 
 def test_store_false_is_not_retrievable() -> None:
-    c = client(Keyed())
+    c = client(keyed())
     resp = c.responses.create(model=MODEL, input="Ephemeral", store=False)
     assert resp.store is False and resp.output_text
     with pytest.raises(openai.NotFoundError):
@@ -288,7 +282,7 @@ def test_store_false_is_not_retrievable() -> None:
 
 def test_async_stream_and_helper() -> None:
     async def run() -> tuple[str, str]:
-        c = aclient(Keyed())
+        c = aclient(keyed())
         stream = await c.responses.create(model=MODEL, input="Async please", stream=True)
         deltas = [e.delta async for e in stream if e.type == "response.output_text.delta"]
         async with c.responses.stream(model=MODEL, input="Async helper") as helper:
@@ -301,7 +295,7 @@ def test_async_stream_and_helper() -> None:
 
 def test_azure_and_gemini_compatible_prefixes() -> None:
     for base in ("http://res.openai.azure.com/openai/v1/", "http://g.test/v1beta/openai/"):
-        r = Keyed()
+        r = keyed()
         c = client(r, base_url=base)
         resp = c.responses.create(model=MODEL, input="hi")
         assert c.responses.retrieve(resp.id).id == resp.id
@@ -309,7 +303,7 @@ def test_azure_and_gemini_compatible_prefixes() -> None:
 
 
 def test_azure_client_with_api_version() -> None:
-    r = Keyed()
+    r = keyed()
     c = openai.AzureOpenAI(
         api_key="k",
         api_version="2025-04-01-preview",
@@ -325,7 +319,7 @@ def test_azure_client_with_api_version() -> None:
 
 def test_deterministic_bytes_across_sessions() -> None:
     def run() -> list[bytes]:
-        r = Keyed()
+        r = keyed()
         c = client(r)
         c.responses.create(model=MODEL, input="Same every time", tools=TOOLS)
         list(c.responses.create(model=MODEL, input="Same every time", stream=True))
