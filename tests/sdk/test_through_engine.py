@@ -20,7 +20,9 @@ from support.inprocess import Responders, http_client_for
 
 from replay.config import Settings
 from replay.engine import Engine
-from replay.models import Outcome, Request
+from replay.models import Outcome, Request, without_headers
+from replay.plan import Make
+from replay.player import HOP_HEADERS, Framing, Playback
 from replay.providers.base import Answer
 
 RULES = """
@@ -39,11 +41,20 @@ class ViaEngine(Responders):
 
     def answer(self, request: Request) -> Answer:
         assert self.engine is not None
-        decision = self.engine.decide(request, "default")
-        answer, outcome = self.engine.synthesize(decision, request)
-        self.outcomes.append(outcome)
+        plan = self.engine.plan(*self.engine.prepare(request, "default"))
+        assert isinstance(plan, Make)
+        made = self.engine.make(plan)
+        self.outcomes.append(made.outcome)
+        answer = as_answer(made.playback)
         self.seen.append((request, answer))
         return answer
+
+
+def as_answer(playback: Playback) -> Answer:
+    """What the proxy would send, as the in-process transports take it."""
+    headers = without_headers(playback.headers, HOP_HEADERS)
+    frames = tuple(c.data for c in playback.chunks)
+    return Answer(playback.status, headers, frames, stream=playback.framing is Framing.CHUNKED)
 
 
 @pytest.fixture
@@ -51,7 +62,7 @@ def via(tmp_path: Path) -> Iterator[ViaEngine]:
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES)
     settings = Settings.from_options(
-        {"replay_dir": str(tmp_path / "store"), "replay_rules": str(rules)}
+        {"replay_dir": str(tmp_path / "store"), "replay_rules": str(rules), "replay_speed": "0"}
     )
     engine = Engine(settings)
     yield ViaEngine(engine=engine)
