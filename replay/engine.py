@@ -2,13 +2,12 @@
 
 Owns the run: the per-run occurrence counters (a number an answer was not stored under is
 given back), the rules file's say on each request, the plan (`plan`: serve a playback, make
-an answer, forward with or without recording; plan.py holds the mode table), making answers
-(`make`: a responder's or a rule's, or a miss naming the nearest recording, every shape taken
-from the request's one route), the decision to record an answer as its head arrives (`tap`),
-and `commit`, the one place where a recording becomes a stored interaction (through
-`redact`, the only way to the store). Owns the report and the run's tally, record mode's
-clean-stop clean-up, the per-run state of stateful synthetic surfaces, and `reconfigure`,
-which changes only what changed options affect. Knows nothing of mitmproxy or sockets.
+an answer, forward with or without recording; plan.py holds the mode table; answers.py
+makes the answers), the decision to record an answer as its head arrives (`tap`), and
+`commit`, the one place where a recording becomes a stored interaction (through `redact`,
+the only way to the store). Owns the report and the run's tally, record mode's clean-stop
+clean-up, and `reconfigure`, which changes only what changed options affect. Knows nothing
+of mitmproxy or sockets.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from replay import __version__
+from replay.answers import Maker, interruption, log_miss, with_rules
 from replay.config import Mode, Settings, check_namespace
 from replay.errors import BadNamespace, ConfigError
 from replay.fingerprint import FINGERPRINT_VERSION, Fingerprint, FingerprintPolicy, fingerprint
@@ -36,15 +36,13 @@ from replay.models import (
 )
 from replay.nearmiss import NearMissIndex
 from replay.plan import Action, Forward, Made, Make, Plan, Serve, decide_action
-from replay.player import Interruption, Planner, Playback, modified, paced
+from replay.player import Interruption, Planner
 from replay.prepared import Prepared
-from replay.providers.base import Answer, BadCall, Call, Session
-from replay.providers.errors import NearMiss, bad_request_answer, error_answer, miss_answer
-from replay.providers.router import resolve
+from replay.providers.errors import NearMiss
 from replay.recorder import Recording
 from replay.redact import redact, redacted_url
 from replay.report import ReportLine, ReportWriter, Tally
-from replay.rules import Fault, RuleSet, RulesFile, SyntheticPacing, Verdict
+from replay.rules import RuleSet, RulesFile, SyntheticPacing, Verdict
 from replay.store import Store
 
 logger = logging.getLogger(__name__)
@@ -53,32 +51,6 @@ NO_VERDICT = Verdict(answer=None, latency=None, fault=None, rules=())
 """No rules file, or no rule matched."""
 INLINE_BODY = 256 * 1024
 """Requests with larger bodies are prepared and answered on a worker thread."""
-
-
-def interruption(fault: Fault | None) -> Interruption | None:
-    """A rule's fault as the player's interruption."""
-    if fault is None:
-        return None
-    if fault.stall_after is not None:
-        return Interruption(fault.stall_after, fault.stall, hold=fault.stall is None)
-    if fault.cut_after is not None:
-        return Interruption(fault.cut_after)
-    return None
-
-
-def error_playback(request: Request, status: int, message: str) -> Playback:
-    """The proxy's own error (a 400 for a bad namespace, a 502 when it failed) in the shape
-    of the request's provider, without a body for HEAD."""
-    answer = error_answer(resolve(request).provider, status, message, code="replay_error")
-    return _paced(answer, request.method.upper() == "HEAD")
-
-
-def _paced(
-    answer: Answer, head: bool, ttfb: float = 0.0, gap: float = 0.0, speed: float = 1.0
-) -> Playback:
-    return paced(
-        answer.status, answer.headers, answer.frames, answer.stream, ttfb, gap, speed, head
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +78,10 @@ class Engine:
         self.rules = rules
         self._ruleset: RuleSet | None = rules.current() if rules is not None else None
         self.policy = self._policy_for(settings, self._ruleset)
-        self.nearmiss = NearMissIndex(self.store, self.policy)
+        self.maker = Maker(NearMissIndex(self.store, self.policy))
         self.planner = Planner(settings.speed)
         self.report = ReportWriter(settings.report) if settings.report else None
         self.tally = Tally()
-        self.session = Session()
         self._next: dict[tuple[str, str], int] = {}
         self._given_back: dict[tuple[str, str], list[int]] = {}
         self._rule_next: dict[tuple[str, str], int] = {}
@@ -168,7 +139,7 @@ class Engine:
             self.policy = policy
             force = True
         if force:
-            self.nearmiss = NearMissIndex(self.store, self.policy)
+            self.maker.nearmiss = NearMissIndex(self.store, self.policy)
 
     # --- planning -----------------------------------------------------------------------
 
@@ -217,7 +188,7 @@ class Engine:
         if action is Action.SERVE:
             assert found is not None
             playback = self.planner(found, prepared.request.header("accept-encoding"))
-            return Serve(prepared, key, fp, verdict, False, self._modified(playback, verdict))
+            return Serve(prepared, key, fp, verdict, False, with_rules(playback, verdict))
         if action is Action.FORWARD:
             if miss and self.settings.mode is Mode.REPLAY:
                 self.workers.submit(self._log_forwarded_miss, key, prepared)
@@ -255,112 +226,20 @@ class Engine:
         """Time to first byte and gap between chunks of made-up streams (unscaled)."""
         return self._ruleset.settings.synthetic if self._ruleset else SyntheticPacing()
 
-    def _modified(self, playback: Playback, verdict: Verdict) -> Playback:
-        latency, cut = verdict.latency, interruption(verdict.fault)
-        if latency is None and cut is None:
-            return playback
-        return modified(
-            playback, latency.ttfb if latency else None, latency.chunk if latency else None, cut
-        )
-
-    # --- made-up answers ----------------------------------------------------------------
+    # --- made-up and forwarded answers --------------------------------------------------
 
     def make(self, plan: Make) -> Made:
-        """The answer of a `Make` plan, paced and modified, ready to send."""
-        prepared = plan.prepared
-        nearest = self._nearest(plan) if plan.miss else None
-        if plan.action is Action.FAIL:
-            answer, outcome = self._miss_answer(plan, nearest), Outcome.MISS
-            ttfb = gap = 0.0
-        else:
-            answer, outcome = self._synthesize(plan, nearest)
-            ttfb, gap = self.pacing.ttfb, self.pacing.chunk
-        playback = _paced(answer, prepared.head, ttfb, gap, self.settings.speed)
-        if plan.miss:
-            self._log_miss(plan, outcome, nearest)
-        return Made(self._modified(playback, plan.verdict), outcome, nearest)
-
-    def _synthesize(self, plan: Make, nearest: NearMiss | None) -> tuple[Answer, Outcome]:
-        """The rule's canned reply or error, else the endpoint's responder; a miss (404)
-        when no responder knows the endpoint; the provider's 400 for a malformed request."""
-        prepared, key = plan.prepared, plan.key
-        rule = plan.verdict.answer
-        provider = prepared.provider
-        if rule is not None and rule.error is not None:
-            e = rule.error
-            message = e.message or f"replay: error {e.status} from rule {rule.name!r}"
-            answer = error_answer(
-                provider,
-                e.status,
-                message,
-                code=e.code,
-                retry_after=e.retry_after,
-                headers=e.headers,
-            )
-            return answer, Outcome.SYNTHETIC
-        route = prepared.resolved.route
-        if route is None:
-            return self._miss_answer(plan, nearest, unknown_endpoint=True), Outcome.MISS
-        # A rule-answered request counts its occurrences apart (see `plan`): its ids and
-        # text are seeded apart too, or a rule's answer and a later made-up one would share
-        # ids (and a stored Responses object would be overwritten).
-        seed = key.fingerprint if rule is None else f"{key.fingerprint}:rule"
-        reply = rule.reply if rule is not None else None
-        params = prepared.resolved.params
-        call = Call(
-            prepared.decoded, seed, key.occurrence, reply, self.session, params, prepared.body
-        )
-        try:
-            return route.respond(call), Outcome.SYNTHETIC
-        except BadCall as e:
-            return bad_request_answer(provider, str(e)), Outcome.SYNTHETIC
-
-    def _miss_answer(
-        self, plan: Plan, nearest: NearMiss | None, unknown_endpoint: bool = False
-    ) -> Answer:
-        prepared = plan.prepared
-        return miss_answer(
-            plan.key,
-            self.settings.mode,
-            nearest,
-            prepared.provider,
-            unknown_endpoint=unknown_endpoint,
-        )
-
-    def _nearest(self, plan: Plan) -> NearMiss | None:
-        try:
-            return self.nearmiss.nearest(plan.key.namespace, plan.prepared.decoded)
-        except Exception:
-            logger.exception("replay: near-miss search failed for %s", self._url(plan))
-            return None
-
-    def _log_miss(self, plan: Plan, outcome: Outcome, nearest: NearMiss | None) -> None:
-        key = plan.key
-        where = f"{key.namespace}/{key.fingerprint[:12]}#{key.occurrence}"
-        if nearest is None:
-            near = "nothing is recorded in this namespace"
-        else:
-            field = nearest.field or "none (another replay_ignore or an incomplete recording)"
-            near = f"nearest {nearest.fingerprint[:12]}#{nearest.occurrence} {nearest.url}, "
-            near += f"first difference: {field}"
-        logger.warning(
-            "replay: miss answered %s: %s %s (%s); %s",
-            "by forwarding" if outcome is Outcome.FORWARDED else f"as {outcome.value}",
-            plan.prepared.request.method,
-            self._url(plan),
-            where,
-            near,
-        )
+        """The answer of a `Make` plan, paced and modified, ready to send (may read the
+        store: a miss looks for its nearest recording)."""
+        return self.maker.make(plan, self.settings, self.pacing)
 
     def _log_forwarded_miss(self, key: Key, prepared: Prepared) -> None:
         plan = Plan(prepared, key, fingerprint(prepared.decoded, self.policy), NO_VERDICT, True)
-        self._log_miss(plan, Outcome.FORWARDED, self._nearest(plan))
+        log_miss(plan, Outcome.FORWARDED, self.maker.nearest(plan))
 
     @staticmethod
     def _url(plan: Plan) -> str:
         return redacted_url(plan.prepared.request)
-
-    # --- forwarded answers ---------------------------------------------------------------
 
     def tap(self, plan: Forward, head: ResponseHead) -> Taps:
         """What to do with a forwarded answer whose head arrived: record it (auto keeps

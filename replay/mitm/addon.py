@@ -11,25 +11,22 @@ module carries plans out on mitmproxy's objects.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
-import sys
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from mitmproxy import ctx, exceptions, http
 
+from replay.answers import error_playback
 from replay.chunkserver import JOB_HEADER, ChunkServer
-from replay.config import OPTION_NAMES, OPTION_SPECS, Settings
-from replay.engine import INLINE_BODY, Engine, error_playback
+from replay.config import OPTION_NAMES, Settings
+from replay.engine import INLINE_BODY, Engine
 from replay.errors import BadNamespace, ConfigError
 from replay.fingerprint import Fingerprint
 from replay.hosts import HostPolicy
-from replay.mitm import adapt
+from replay.mitm import adapt, options
 from replay.models import Outcome, Request
 from replay.plan import Forward, Make, Plan, Serve
 from replay.player import Interruption, Playback, Withheld
@@ -65,24 +62,6 @@ class _Flow:
     """The chunk server drops this answer (a rule's fault): a connection error is its own."""
 
 
-def _user_set_connection_strategy() -> bool:
-    """Whether the user chose `connection_strategy`, even its default (`eager`).
-
-    mitmproxy keeps no record of which options were set explicitly, and a script loads
-    after the command line was applied, so the command line and config.yaml are read.
-    """
-    if ctx.options.has_changed("connection_strategy"):
-        return True
-    if any("connection_strategy" in arg for arg in sys.argv[1:]):
-        return True
-    confdir = Path(os.path.expanduser(ctx.options.confdir))
-    for name in ("config.yaml", "config.yml"):
-        with contextlib.suppress(OSError):
-            if "connection_strategy" in (confdir / name).read_text(errors="replace"):
-                return True
-    return False
-
-
 class ReplayAddon:
     """Record and replay LLM provider traffic (see SPEC.md)."""
 
@@ -96,9 +75,7 @@ class ReplayAddon:
     # --- lifecycle -------------------------------------------------------------------
 
     def load(self, loader: Any) -> None:
-        for spec in OPTION_SPECS:
-            choices = list(spec.choices) if spec.choices else None
-            loader.add_option(spec.name, spec.typespec, spec.default, spec.help, choices=choices)
+        options.register(loader)
 
     def configure(self, updated: set[str]) -> None:
         if not updated & OPTION_NAMES and self.engine is not None:
@@ -107,7 +84,7 @@ class ReplayAddon:
             settings = Settings.from_options({n: getattr(ctx.options, n) for n in OPTION_NAMES})
         except ConfigError as e:
             raise exceptions.OptionsError(str(e)) from None
-        if "connection_strategy" in updated and not _user_set_connection_strategy():
+        if "connection_strategy" in updated and not options.user_set_connection_strategy():
             # Replay must never touch upstream: no connect at CONNECT time (SPEC.md).
             ctx.options.update(connection_strategy="lazy")
             logger.info("replay: connection_strategy set to lazy")
@@ -132,7 +109,7 @@ class ReplayAddon:
             self.pacer = ChunkServer(settings.pacer_ports)
 
     def running(self) -> None:
-        unknown = sorted(n for n in ctx.options.deferred if n.startswith("replay_"))
+        unknown = options.unknown()
         for name in unknown:
             logger.error(
                 "replay: unknown option %s (known: %s)", name, ", ".join(sorted(OPTION_NAMES))
@@ -286,18 +263,16 @@ class ReplayAddon:
     def _fail(self, flow: http.HTTPFlow, error: Exception) -> None:
         """The addon could not answer: a 502, never a fall-through to the real upstream."""
         state = self.flows.get(flow.id)
-        if state is None:
-            request = adapt.request_from_flow(flow)
-            if self.engine is None:
-                logger.error("replay: cannot serve %s: %s", redacted_url(request), error)
-                playback = error_playback(request, 502, f"replay failed: {error}")
-                flow.response = adapt.inline_response(playback, flow.request.http_version)
-                adapt.mark(flow.response, Outcome.ERROR, None)
-                return
+        request = state.request if state is not None else adapt.request_from_flow(flow)
+        logger.error("replay: cannot serve %s: %r", redacted_url(request), error)
+        if state is None and self.engine is not None:  # reported by the response hook
             state = self.flows[flow.id] = _Flow(request, "", self.engine)
-        logger.error("replay: cannot serve %s: %r", redacted_url(state.request), error)
-        state.outcome, state.detail = Outcome.ERROR, f"replay failed: {error}"
-        self._answer(flow, state, error_playback(state.request, 502, state.detail))
+        if state is not None:
+            state.outcome, state.detail = Outcome.ERROR, f"replay failed: {error}"
+        playback = error_playback(request, 502, f"replay failed: {error}")
+        flow.response = adapt.inline_response(playback, flow.request.http_version)
+        fingerprint = state.plan.key.fingerprint if state and state.plan else None
+        adapt.mark(flow.response, Outcome.ERROR, fingerprint)
 
     # --- forwarded answers -----------------------------------------------------------
 
