@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 from replay import __version__
 from replay.answers import Maker, interruption, log_miss, with_rules
-from replay.config import Mode, Settings, check_namespace
+from replay.config import MissPolicy, Mode, Settings, check_namespace
 from replay.errors import BadNamespace, ConfigError
 from replay.fingerprint import FINGERPRINT_VERSION, Fingerprint, FingerprintPolicy, fingerprint
 from replay.models import (
@@ -151,6 +151,20 @@ class Engine:
             return check_namespace(requested.strip())
         except ConfigError as e:
             raise BadNamespace(f"x-replay-cassette: {e}") from None
+
+    def realtime_refusal(self, request: Request) -> str | None:
+        """Why a WebSocket upgrade (a realtime API) is refused, or None to let it through.
+
+        Realtime traffic is not recorded: passthrough, record and auto forward it untouched;
+        replay mode never contacts a provider, so it refuses, unless `replay_miss=forward`."""
+        s = self.settings
+        if s.mode is not Mode.REPLAY or s.miss is MissPolicy.FORWARD:
+            return None
+        return (
+            f"replay: realtime (WebSocket) traffic to {request.host} is not recorded, and "
+            "replay mode never contacts the provider; use replay_mode=passthrough, or "
+            "replay_miss=forward to let it through"
+        )
 
     def prepare(self, request: Request, namespace: str) -> tuple[Prepared, Fingerprint]:
         """Decode, parse and route the request, and key it (thread-safe: a large request

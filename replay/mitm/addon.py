@@ -71,11 +71,18 @@ class ReplayAddon:
         self.pacer: ChunkServer | None = None
         self.flows: dict[str, _Flow] = {}
         self.responses = adapt.InlineResponses()
+        self.refused: str | None = None
+        """Why the addon must not run (conflicting options): every request gets a 502."""
 
     # --- lifecycle -------------------------------------------------------------------
 
     def load(self, loader: Any) -> None:
         options.register(loader)
+        problems = options.tidy_deferred()
+        for problem in problems:
+            logger.error("replay: %s; stopping", problem)
+        if problems:  # logged during startup: mitmdump exits 1 (its errorcheck)
+            self.refused = "; ".join(problems)
 
     def configure(self, updated: set[str]) -> None:
         if not updated & OPTION_NAMES and self.engine is not None:
@@ -150,16 +157,22 @@ class ReplayAddon:
         if not self.hosts.handles(r.host, r.path.split("?", 1)[0]):
             return None
         engine = self.engine
-        if engine is None:  # never forward what no configured addon decided about
-            raise RuntimeError("the replay addon is not configured")
+        if engine is None or self.refused:  # never forward what the addon did not decide
+            raise RuntimeError(self.refused or "the replay addon is not configured")
         request = adapt.request_from_flow(flow)
-        if (request.header("upgrade") or "").lower() == "websocket":
+        realtime = (request.header("upgrade") or "").lower() == "websocket"
+        refusal = engine.realtime_refusal(request) if realtime else None
+        if realtime and refusal is None:
             return None  # realtime APIs pass through untouched, unrecorded
         requested = request.header(adapt.CASSETTE_HEADER)
         if requested is not None:  # chooses the namespace; never forwarded nor stored
             r.headers.pop(adapt.CASSETTE_HEADER, None)
             request = adapt.request_from_flow(flow)
         state = self.flows[flow.id] = _Flow(request, "", engine)
+        if refusal is not None:
+            state.detail = refusal
+            self._answer(flow, state, error_playback(request, 501, refusal))
+            return None
         try:
             state.namespace = engine.namespace(requested)
         except BadNamespace as e:
