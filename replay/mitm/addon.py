@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from mitmproxy import ctx, exceptions, http
@@ -181,17 +182,22 @@ class ReplayAddon:
             return None
         if len(request.body) > INLINE_BODY:
             # Decoding and keying a body of megabytes (a vision prompt) takes tens of ms.
-            return self._prepare_off_loop(flow, state)
+            work = partial(engine.prepare, request, state.namespace)
+            return self._off_loop(flow, work, lambda ready: self._carry_out(flow, state, *ready))
         return self._carry_out(flow, state, *engine.prepare(request, state.namespace))
 
-    async def _prepare_off_loop(self, flow: http.HTTPFlow, state: _Flow) -> None:
+    async def _off_loop[T](
+        self,
+        flow: http.HTTPFlow,
+        work: Callable[[], T],
+        then: Callable[[T], Awaitable[None] | None],
+    ) -> None:
+        """Do `work` on the engine's worker threads, then `then` with its result on the
+        event loop; a failure answers 502."""
         try:
-            loop = asyncio.get_running_loop()
-            engine = state.engine
-            ready = await loop.run_in_executor(
-                engine.workers, engine.prepare, state.request, state.namespace
-            )
-            pending = self._carry_out(flow, state, *ready)
+            assert self.engine is not None
+            result = await asyncio.get_running_loop().run_in_executor(self.engine.workers, work)
+            pending = then(result)
             if pending is not None:
                 await pending
         except Exception as e:
@@ -206,22 +212,13 @@ class ReplayAddon:
                 state.outcome = Outcome.HIT
                 return self._deliver(flow, state, plan.playback)
             case Make() if plan.costly:
-                return self._make_off_loop(flow, state, plan)
+                work = partial(self._made, state, plan)
+                return self._off_loop(flow, work, partial(self._deliver, flow, state))
             case Make():
                 return self._deliver(flow, state, self._made(state, plan))
             case _:
                 state.outcome = Outcome.FORWARDED  # the answer's head may make it RECORDED
                 return None
-
-    async def _make_off_loop(self, flow: http.HTTPFlow, state: _Flow, plan: Make) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-            playback = await loop.run_in_executor(state.engine.workers, self._made, state, plan)
-            pending = self._deliver(flow, state, playback)
-            if pending is not None:
-                await pending
-        except Exception as e:
-            self._fail(flow, e)
 
     def _made(self, state: _Flow, plan: Make) -> Playback:
         made = state.engine.make(plan)
