@@ -12,7 +12,6 @@ layout or hashing (fingerprint.py), or anything about the store. Pure functions 
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import re
@@ -23,6 +22,7 @@ from decimal import Decimal
 from email.message import Message
 from email.utils import collapse_rfc2231_value
 
+from replay.errors import BodyTooLarge, JsonTooDeep
 from replay.models import Request, without_headers
 
 MAX_JSON_DEPTH = 256
@@ -36,65 +36,140 @@ _FRAMING_HEADERS = frozenset({"content-encoding", "content-length"})
 # -- content decoding ----------------------------------------------------------------------
 
 
-def decode_content(body: bytes, content_encoding: str | None) -> bytes:
+DEFAULT_MAX_BODY = 64 * 2**20
+"""The default cap on decoded content (`replay_max_body`): 64 MiB, far above real requests."""
+
+_PIECE = 64 * 1024
+"""Output produced per step of a capped decoder."""
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_ZSTD_RATIO = 32768
+"""zstd's worst expansion: a 4-byte RLE block that stands for 128 KiB."""
+
+
+def decode_content(
+    body: bytes, content_encoding: str | None, limit: int = DEFAULT_MAX_BODY
+) -> bytes:
     """Undo `content-encoding` (a comma list, applied in order, so undone in reverse).
 
     Knows gzip/x-gzip, deflate (zlib-wrapped or raw), br, zstd and identity. An empty body
-    stays empty. Raises ValueError naming the coding on undecodable data or an unknown coding.
+    stays empty. Raises ValueError naming the coding on undecodable data or an unknown coding,
+    and BodyTooLarge as soon as any stage's output passes `limit` bytes: decoding is
+    streamed and stops there, so a bomb never costs more than about `limit` bytes (twice
+    that at worst for zstd, see `unzstd`). The input itself is not measured against `limit`.
     """
     if not content_encoding or not body:
         return body
     codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
     for coding in reversed(codings):
-        body = _decode_one(body, coding)
+        body = _decode_one(body, coding, limit)
     return body
 
 
-def _decode_one(body: bytes, coding: str) -> bytes:
+def _decode_one(body: bytes, coding: str, limit: int) -> bytes:
     decoder = _DECODERS.get(coding)
     if decoder is None:
         raise ValueError(f"unknown content-encoding {coding!r}")
     try:
-        return decoder(body)
+        return decoder(body, limit)
+    except BodyTooLarge:
+        raise
     except Exception as e:  # each codec has its own error type (OSError, zlib.error, ...)
         raise ValueError(f"cannot decode {coding!r} content: {e}") from e
 
 
-def _inflate(body: bytes) -> bytes:
+def _identity(body: bytes, limit: int) -> bytes:
+    if len(body) > limit:
+        raise BodyTooLarge(limit)
+    return body
+
+
+def _zlib_capped(body: bytes, limit: int, wbits: int, members: bool) -> bytes:
+    """Inflate with zlib's own output cap (`max_length`): never more than `limit` + 1 bytes.
+    `members`: gzip may hold several members back to back (as `gzip.decompress` reads)."""
+    out = bytearray()
+    rest = body
+    while rest:
+        d = zlib.decompressobj(wbits)
+        data = rest
+        while not d.eof:
+            piece = d.decompress(data, min(_PIECE, limit + 1 - len(out)))
+            out += piece
+            if len(out) > limit:
+                raise BodyTooLarge(limit)
+            data = d.unconsumed_tail
+            if not data and not piece:  # input used up, nothing pending, no end seen
+                raise ValueError("truncated stream")
+        rest = d.unused_data if members else b""
+        if members and not rest.strip(b"\0"):
+            break  # trailing zero padding, as gzip.decompress allows
+    return bytes(out)
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    return _zlib_capped(body, limit, 31, members=True)
+
+
+def _inflate(body: bytes, limit: int) -> bytes:
     try:
-        return zlib.decompress(body)
+        return _zlib_capped(body, limit, zlib.MAX_WBITS, members=False)
     except zlib.error:
         # Some clients send raw deflate (RFC 1951) without the zlib wrapper.
-        return zlib.decompress(body, -zlib.MAX_WBITS)
+        return _zlib_capped(body, limit, -zlib.MAX_WBITS, members=False)
 
 
-def _unzstd(body: bytes) -> bytes:
+def unzstd(body: bytes, limit: int) -> bytes:
+    """Every zstd frame of `body` (back to back, each may lack a content size), capped.
+
+    Raises BodyTooLarge once the output passes `limit` bytes, ValueError on a truncated or
+    bad frame. The input is fed in slices small enough that one step cannot produce more
+    than what is left of `limit` (zstd's worst ratio is 32768:1), so the output never grows
+    past about twice `limit` (plus 2 MiB) before the check stops it.
+    """
     import zstandard
 
-    out: list[bytes] = []
+    out = bytearray()
     rest = body
-    while rest:  # one decompressobj per frame; frames may lack a content size
-        dobj = zstandard.ZstdDecompressor().decompressobj()
-        out.append(bytes(dobj.decompress(rest)))
-        if not dobj.eof:
-            raise ValueError("truncated frame")
-        rest = bytes(dobj.unused_data)
-    return b"".join(out)
+    try:
+        while rest:  # one decompressobj per frame
+            if rest[:4] != _ZSTD_MAGIC:
+                raise ValueError(f"not a zstd frame at byte {len(body) - len(rest)}")
+            d = zstandard.ZstdDecompressor().decompressobj()
+            pos = 0
+            while not d.eof:
+                if pos >= len(rest):
+                    raise ValueError("truncated frame")
+                step = min(128 * 1024, max(64, (limit - len(out)) // _ZSTD_RATIO))
+                out += d.decompress(rest[pos : pos + step])
+                pos += step
+                if len(out) > limit:
+                    raise BodyTooLarge(limit)
+            rest = bytes(d.unused_data) + rest[pos:]
+    except zstandard.ZstdError as e:
+        raise ValueError(str(e)) from None
+    return bytes(out)
 
 
-def _unbrotli(body: bytes) -> bytes:
+def _unbrotli(body: bytes, limit: int) -> bytes:
     import brotli  # lazily: only brotli-encoded requests pay for the import
 
-    return bytes(brotli.decompress(body))
+    d = brotli.Decompressor()
+    out = bytearray(d.process(body, output_buffer_limit=_PIECE))
+    while len(out) <= limit and not d.is_finished():
+        if d.can_accept_more_data():
+            raise ValueError("truncated stream")
+        out += d.process(b"", output_buffer_limit=_PIECE)
+    if len(out) > limit:
+        raise BodyTooLarge(limit)
+    return bytes(out)
 
 
-_DECODERS: dict[str, Callable[[bytes], bytes]] = {
-    "identity": bytes,
-    "gzip": gzip.decompress,
-    "x-gzip": gzip.decompress,
+_DECODERS: dict[str, Callable[[bytes, int], bytes]] = {
+    "identity": _identity,
+    "gzip": _gunzip,
+    "x-gzip": _gunzip,
     "deflate": _inflate,
     "br": _unbrotli,
-    "zstd": _unzstd,
+    "zstd": unzstd,
 }
 
 
@@ -131,17 +206,19 @@ class _IncrementalInflate:
         return self._obj.decompress(data)
 
 
-def decoded_request(request: Request) -> Request:
+def decoded_request(request: Request, limit: int = DEFAULT_MAX_BODY) -> Request:
     """`request` with its body content-decoded and the framing headers dropped.
 
     When the body has no `content-encoding`, or cannot be decoded, the request is returned
     unchanged (an undecodable body is kept, and keyed, as the bytes that were sent).
+    Raises BodyTooLarge when the body decodes to more than `limit` bytes (a body sent
+    without a content-encoding is not measured here: the edge checks its size).
     """
     encoding = header_values(request, "content-encoding")
     if encoding is None:
         return request
     try:
-        body = decode_content(request.body, encoding)
+        body = decode_content(request.body, encoding, limit)
     except ValueError:
         return request
     return replace(request, body=body, headers=without_headers(request.headers, _FRAMING_HEADERS))
@@ -171,30 +248,54 @@ def parse_json(data: bytes) -> object | None:
         return None
     if text.lstrip(_JSON_WS)[:1] not in ("{", "["):
         return None
+    if json_depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        return None  # never handed to the (recursive) parser
     try:
         value: object = json.loads(
             text, parse_float=Decimal, parse_int=Decimal, parse_constant=_reject_constant
         )
     except (ValueError, ArithmeticError, RecursionError):
         return None
-    return value if _depth_ok(value) else None
+    return value
+
+
+_JSON_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]')
+"""A JSON string (skipped whole, escapes included; unterminated at the end) or a bracket."""
+
+
+def json_depth(data: bytes, stop_at: int | None = None) -> int:
+    """How deep the arrays and objects of JSON text `data` nest (0 for a scalar), without
+    parsing it and without recursion; brackets inside strings do not count. Counting stops
+    early once the depth passes `stop_at`. Cheap for ordinary bodies: text with no more
+    brackets than `stop_at` is not scanned at all."""
+    if stop_at is not None and data.count(b"[") + data.count(b"{") <= stop_at:
+        return min(stop_at, data.count(b"[") + data.count(b"{"))
+    depth = deepest = 0
+    for token in _JSON_TOKENS.finditer(data):
+        opener = token[0][:1]
+        if opener in (b"[", b"{"):
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if stop_at is not None and deepest > stop_at:
+                    break
+        elif opener in (b"]", b"}"):
+            depth = max(0, depth - 1)
+    return deepest
+
+
+def check_json_depth(data: bytes, limit: int = MAX_JSON_DEPTH) -> None:
+    """Raise JsonTooDeep if JSON text `data` nests deeper than `limit`; see `json_depth`.
+
+    For the edge that accepts request bodies: a parser (the standard library's included)
+    recurses once per level, so a body nested 200,000 deep is refused here, before anything
+    parses it. Bytes that are not JSON pass if their brackets do not nest too deep."""
+    if json_depth(data, limit) > limit:
+        raise JsonTooDeep(limit)
 
 
 def _reject_constant(name: str) -> object:
     raise ValueError(f"{name} is not JSON")
-
-
-def _depth_ok(value: object) -> bool:
-    stack: list[tuple[object, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            return False
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-    return True
 
 
 def canonical_json(value: object) -> str:

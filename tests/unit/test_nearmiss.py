@@ -87,9 +87,9 @@ def count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     reads: list[str] = []
     real = codec.decode
 
-    def spy(data: bytes, path: str = "<bytes>") -> Interaction:
+    def spy(data: bytes, path: str = "<bytes>", limit: int = 2**26) -> Interaction:
         reads.append(path)
-        return real(data, path)
+        return real(data, path, limit)
 
     monkeypatch.setattr(nearmiss_module, "decode", spy)
     return reads
@@ -176,18 +176,20 @@ def test_new_files_after_the_first_search_are_seen(index: NearMissIndex, store: 
     assert found is not None and found.fingerprint == later and found.field == "body.json.user"
 
 
-def test_warm_reads_the_files_before_the_first_search(
+def test_the_index_is_built_on_the_first_miss_never_before(
     index: NearMissIndex, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for c in ("a", "b"):
         record(store, chat(c))
     reads = count_reads(monkeypatch)
-    index.warm("default")
+    listed = []
+    real_entries = store.entries
+    monkeypatch.setattr(store, "entries", lambda *a: listed.append(a) or real_entries(*a))
+    index.warm("default")  # kept for old callers: reads and lists nothing
     index.warm("../bad")
-    assert len(reads) == 2 and len(index) == 2
-    reads.clear()
+    assert reads == [] and listed == [] and len(index) == 0
     assert index.nearest("default", chat("c")) is not None
-    assert len(reads) == 1
+    assert len(reads) == 3 and len(index) == 2  # both indexed, then the winner re-read
 
 
 def test_removed_files_are_forgotten(index: NearMissIndex, store: Store) -> None:
