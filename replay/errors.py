@@ -51,9 +51,10 @@ class StoreLocked(StoreError):
     """Another live process holds the write lock of a namespace; carries its pid and host."""
 
     def __init__(self, namespace: str, pid: int, host: str, lock_path: str) -> None:
+        who = f"pid {pid} on {host}" if pid else "a process that has not said who it is"
         super().__init__(
             f"namespace {namespace!r} is being recorded by another replay process "
-            f"(pid {pid} on {host}, lock {lock_path}): this proxy does not write it"
+            f"({who}, lock {lock_path}): this proxy does not write it"
         )
         self.namespace = namespace
         self.pid = pid

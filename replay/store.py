@@ -208,6 +208,7 @@ class Store:
         self._retired: threading.Thread | None = None  # a closed writer still draining
         self._locks: dict[str, int] = {}  # namespace -> fd of its held lock file
         self._refused: dict[str, StoreLocked] = {}  # namespaces another writer holds
+        self._logged_refusals: set[str] = set()
         self._before: dict[tuple[str, str], dict[int, _Signature]] = {}
         """(namespace, fp) -> its files when this run first wrote it (see remove_above)."""
         self._wrote: dict[tuple[str, str], dict[int, _Signature]] = {}
@@ -477,8 +478,8 @@ class Store:
             self.claim(namespace)
         except StoreLocked as exc:
             with self._lock:
-                first = not getattr(exc, "logged", False)
-                exc.logged = True  # type: ignore[attr-defined]
+                first = namespace not in self._logged_refusals
+                self._logged_refusals.add(namespace)
             if first:
                 logger.error("replay: %s; its recordings are dropped", exc)
             return False
@@ -501,9 +502,10 @@ class Store:
             except BlockingIOError:
                 holder = _read_lock(fd)
                 os.close(fd)
+                pid = holder.get("pid")
                 raise StoreLocked(
                     namespace,
-                    int(holder.get("pid", 0)),
+                    pid if isinstance(pid, int) else 0,
                     str(holder.get("host", "an unknown host")),
                     str(path),
                 ) from None
@@ -535,6 +537,7 @@ class Store:
         with self._lock:
             locks, self._locks = self._locks, {}
             self._refused.clear()
+            self._logged_refusals.clear()
             self._before.clear()
             self._wrote.clear()
         for namespace, fd in locks.items():

@@ -399,3 +399,39 @@ def test_material_is_the_hashed_material() -> None:
     req = chat("hello")
     assert material(req, POLICY) == fingerprint(req, POLICY).material
     assert material(req, POLICY) is not material(req, POLICY)
+
+
+def test_a_namespace_of_bombs_and_symlinks_is_searched_within_a_memory_bound(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import tracemalloc
+
+    import zstandard
+
+    mib = 2**20
+    with Store(tmp_path / "cassettes", max_body=mib) as store:
+        good = record(store, chat("bye", model="x"))
+        compressor = zstandard.ZstdCompressor(level=3).compressobj()
+        bomb = b"".join(compressor.compress(b"\0" * mib) for _ in range(16)) + compressor.flush()
+        bombs = [f"{n:02x}" + "e" * 62 for n in range(4)]
+        for fp in bombs:
+            path = store.path_for(Key("default", fp, 0))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(bomb)
+        linked = store.path_for(Key("default", "ff" * 32, 0))
+        linked.parent.mkdir(parents=True, exist_ok=True)
+        linked.symlink_to("/dev/zero")
+        index = NearMissIndex(store, POLICY)
+        tracemalloc.start()
+        try:
+            with caplog.at_level(logging.WARNING, logger="replay.nearmiss"):
+                found = index.nearest("default", chat("hello"))
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert found is not None and found.fingerprint == good
+    assert peak < 8 * mib, f"peak {peak / mib:.1f} MiB for 64 MiB of bombs"
+    for fp in bombs:
+        assert f"{fp}.0.zst" in caplog.text
+    assert "replay_max_body" in caplog.text and "symbolic link" in caplog.text
+    assert len(index) == 1
