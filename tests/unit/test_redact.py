@@ -116,8 +116,17 @@ def test_key_pattern_kinds() -> None:
     assert set(KEY_PATTERNS) == {
         "openai-key",
         "anthropic-key",
+        "openrouter-key",
+        "groq-key",
+        "xai-key",
+        "huggingface-token",
+        "github-token",
+        "slack-token",
         "google-key",
         "aws-key-id",
+        "aws-secret-key",
+        "jwt",
+        "private-key",
         "bearer",
     }
 
@@ -162,7 +171,7 @@ def test_a_bearer_token_that_is_a_known_key_gets_that_kind() -> None:
         "sk-abc123",  # too short
         "sk-learn-compatible-estimator-wrapper",  # no digit: prose, not a key
         "risk-assessment-for-2024-and-later-years",
-        "ask-ant-api03-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "ask-ant-ap",
         "sk-ant-a1b2c3d4e5f6g7h8i",  # too short for anthropic, and never an openai key
         "AIzaShort123",
         "AKIAIOSFODNN7EXAMPLEX",  # 21 characters: not an access key id
@@ -171,7 +180,7 @@ def test_a_bearer_token_that_is_a_known_key_gets_that_kind() -> None:
         "Bearer token",
         "the bearer of bad news",
         "Bearer short-token-123",
-        "Bearer: " + JWT,  # not the `Bearer <token>` shape
+        "Bearer: short.token.here",  # not the `Bearer <token>` shape
         "<redacted>",
         "<redacted:openai-key> <redacted:anthropic-key> <redacted:google-key>",
         "Bearer <redacted:bearer>",
@@ -193,10 +202,12 @@ def test_keys_right_after_json_or_percent_escapes_are_found() -> None:
     )
 
 
-def test_keys_glued_to_a_word_are_not_keys() -> None:
-    """The start rule that keeps "task-…" out also keeps "xsk-…" out (documented)."""
-    assert scan(f"x{OPENAI_PROJ}".encode()) == []
-    assert scan(f"ask-ant-api03-{'a1' * 20}".encode()) == []
+def test_keys_glued_to_a_word_are_not_keys_unless_their_prefix_is_distinctive() -> None:
+    """The start rule keeps "task-…" out; "KEYsk-proj-…", "xsk-ant-…" are keys (documented)."""
+    assert scan(f"task-{'a1' * 20}".encode()) == []
+    assert scan(f"xsk-{'a1' * 20}".encode()) == []
+    assert scrub(f"KEY{OPENAI_PROJ}".encode()) == b"KEY<redacted:openai-key>"
+    assert scrub(f"ask-ant-api03-{'a1' * 20}".encode()) == b"a<redacted:anthropic-key>"
 
 
 IDEMPOTENCE_CORPUS = [
