@@ -116,6 +116,7 @@ SECRET_FIELD_SUFFIXES = (
     "passwd",
     "secret",
     "secretkey",
+    "secretaccesskey",
     "accesstoken",
     "refreshtoken",
     "authtoken",
