@@ -54,8 +54,8 @@ def decode_content(
     Knows gzip/x-gzip, deflate (zlib-wrapped or raw), br, zstd and identity. An empty body
     stays empty. Raises ValueError naming the coding on undecodable data or an unknown coding,
     and BodyTooLarge as soon as any stage's output passes `limit` bytes: decoding is
-    streamed and stops there, so a bomb never costs more than about `limit` bytes (twice
-    that at worst for zstd, see `unzstd`). The input itself is not measured against `limit`.
+    streamed and stops there, so a bomb never costs much more than `limit` bytes (see `unzstd`
+    for zstd's bound). The input itself is not measured against `limit`.
     """
     if not content_encoding or not body:
         return body
@@ -122,8 +122,9 @@ def unzstd(body: bytes, limit: int) -> bytes:
 
     Raises BodyTooLarge once the output passes `limit` bytes, ValueError on a truncated or
     bad frame. The input is fed in slices small enough that one step cannot produce more
-    than what is left of `limit` (zstd's worst ratio is 32768:1), so the output never grows
-    past about twice `limit` (plus 2 MiB) before the check stops it.
+    than an eighth of what is left of `limit` (zstd's worst ratio is 32768:1), so the output
+    never grows past 1.125 times `limit` (plus 2 MiB) before the check stops it. A file
+    within the cap costs twice its size for a moment (the final copy).
     """
     import zstandard
 
@@ -138,7 +139,8 @@ def unzstd(body: bytes, limit: int) -> bytes:
             while not d.eof:
                 if pos >= len(rest):
                     raise ValueError("truncated frame")
-                step = min(128 * 1024, max(64, (limit - len(out)) // _ZSTD_RATIO))
+                # one step can add at most an eighth of what is left (plus 2 MiB at the end)
+                step = min(128 * 1024, max(64, (limit - len(out)) // (8 * _ZSTD_RATIO)))
                 out += d.decompress(rest[pos : pos + step])
                 pos += step
                 if len(out) > limit:
