@@ -19,6 +19,7 @@ import zstandard
 from support.fake_upstream import FakeUpstream
 from support.proxy import Proxy, ProxyFactory
 from support.rawclient import RawResponse, fetch
+from test_record_replay import replay_proxy
 
 pytestmark = pytest.mark.e2e
 
@@ -32,19 +33,6 @@ BOMB = 256 * MIB
 GROWTH = 96 * MIB
 """What answering the bombs may add to the proxy's peak RSS: one capped decode costs at most
 1.125x the cap; reading a bomb whole (bytes, then text) would add twice the bomb or more."""
-
-
-def proxy(factory: ProxyFactory, store: Path, upstream: int, mode: str, *extra: str) -> Proxy:
-    return factory(
-        "-s",
-        "addons/replay.py",
-        "--set",
-        f"replay_mode={mode}",
-        "--set",
-        f"replay_dir={store}",
-        *extra,
-        upstream_port=upstream,
-    )
 
 
 def ask(p: Proxy, bundle: Path, text: str) -> RawResponse:
@@ -80,7 +68,7 @@ def test_a_cassette_bomb_is_a_miss_within_a_memory_bound(
     miss: str,
 ) -> None:
     store = tmp_path / "cassettes"
-    recorder = proxy(proxy_factory, store, fake_upstream.port, "record")
+    recorder = replay_proxy(proxy_factory, "record", store, fake_upstream.port)
     for text in ("warm", "bomb", "link"):
         assert ask(recorder, bundle, text).status == 200
     recorder.stop()
@@ -101,11 +89,11 @@ def test_a_cassette_bomb_is_a_miss_within_a_memory_bound(
         other.parent.mkdir(parents=True, exist_ok=True)
         other.write_bytes(bomb)
 
-    replayer = proxy(
+    replayer = replay_proxy(
         proxy_factory,
+        "replay",
         store,
         fake_upstream.port,
-        "replay",
         "--set",
         f"replay_miss={miss}",
         *(("--set", f"replay_max_body={CAP}") if CAP is not None else ()),
@@ -132,8 +120,8 @@ def test_a_second_proxy_recording_the_same_namespace_is_refused_and_loses_nothin
     """The issue's reproduction: two recorders, one directory, repeated prompts. Before the
     lock, the second one's clean stop deleted the first one's occurrences above its own."""
     store = tmp_path / "cassettes"
-    first = proxy(proxy_factory, store, fake_upstream.port, "record")
-    second = proxy(proxy_factory, store, fake_upstream.port, "record")
+    first = replay_proxy(proxy_factory, "record", store, fake_upstream.port)
+    second = replay_proxy(proxy_factory, "record", store, fake_upstream.port)
     for text in ["same"] * 5 + ["first only"]:
         assert ask(first, bundle, text).header("x-replay") == "recorded"
     lock = store / ".default.lock"
