@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import re
 import zlib
 from collections.abc import Callable, Iterator
@@ -21,12 +22,17 @@ from dataclasses import replace
 from decimal import Decimal
 from email.message import Message
 from email.utils import collapse_rfc2231_value
+from itertools import accumulate, repeat
 
 from replay.errors import BodyTooLarge, JsonTooDeep
 from replay.models import Request, without_headers
 
 MAX_JSON_DEPTH = 256
 """JSON nested deeper than this is not treated as JSON (it is keyed as text)."""
+MAX_JSON_ITEMS = 2_000_000
+"""JSON with more `[`, `{` and `,` (outside strings) than this is not treated as JSON (it is
+keyed as text): each can cost a Python object (a Decimal is ~100 bytes), so a few MB of
+`[[],[],…]` would otherwise parse into GBs. Real request bodies stay far below it."""
 
 _JSON_WS = " \t\r\n"
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -242,7 +248,7 @@ def parse_json(data: bytes) -> object | None:
     Numbers become `decimal.Decimal` (so 1, 1.0 and 1e0 are equal). Duplicate keys: the
     last one wins. None for anything else: invalid UTF-8, a leading byte-order mark, other
     top-level values, NaN/Infinity, exponents beyond Decimal's range, nesting deeper than
-    MAX_JSON_DEPTH.
+    MAX_JSON_DEPTH, more items than MAX_JSON_ITEMS.
     """
     try:
         text = data.decode("utf-8")
@@ -250,6 +256,8 @@ def parse_json(data: bytes) -> object | None:
         return None
     if text.lstrip(_JSON_WS)[:1] not in ("{", "["):
         return None
+    if json_items(data, MAX_JSON_ITEMS) > MAX_JSON_ITEMS:
+        return None  # would parse into far more memory than its size
     if json_depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         return None  # never handed to the (recursive) parser
     try:
@@ -261,29 +269,42 @@ def parse_json(data: bytes) -> object | None:
     return value
 
 
-_JSON_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]')
-"""A JSON string (skipped whole, escapes included; unterminated at the end) or a bracket."""
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?')
+"""A JSON string, escapes included (an unterminated one runs to the end)."""
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_STEPS = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
+
+
+def _structure(data: bytes) -> bytes:
+    """`data` without its JSON strings: what is left is structure (C-speed passes only)."""
+    return _JSON_STRING.sub(b"", data) if b'"' in data else data
 
 
 def json_depth(data: bytes, stop_at: int | None = None) -> int:
     """How deep the arrays and objects of JSON text `data` nest (0 for a scalar), without
-    parsing it and without recursion; brackets inside strings do not count. Counting stops
-    early once the depth passes `stop_at`. Cheap for ordinary bodies: text with no more
-    brackets than `stop_at` is not scanned at all."""
-    if stop_at is not None and data.count(b"[") + data.count(b"{") <= stop_at:
-        return min(stop_at, data.count(b"[") + data.count(b"{"))
-    depth = deepest = 0
-    for token in _JSON_TOKENS.finditer(data):
-        opener = token[0][:1]
-        if opener in (b"[", b"{"):
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-                if stop_at is not None and deepest > stop_at:
-                    break
-        elif opener in (b"]", b"}"):
-            depth = max(0, depth - 1)
-    return deepest
+    parsing it and without recursion; brackets inside strings do not count.
+
+    With `stop_at`, text with no more brackets than `stop_at` is not scanned at all (cheap
+    for ordinary bodies): the result is then only a bound, itself at most `stop_at`, so
+    `json_depth(d, n) > n` exactly when `d` nests deeper than `n`."""
+    if stop_at is not None:
+        brackets = data.count(b"[") + data.count(b"{")
+        if brackets <= stop_at:
+            return brackets
+    steps = _structure(data).translate(_STEPS, _NOT_BRACKETS)  # opener 2, closer 0
+    return max(accumulate(map(operator.sub, steps, repeat(1))), default=0)
+
+
+def json_items(data: bytes, stop_at: int | None = None) -> int:
+    """How many `[`, `{` and `,` JSON text `data` holds outside strings: a bound on the
+    objects a parser makes of it (each value but the first needs one). Cheap for ordinary
+    bodies: text with no more of these bytes than `stop_at` in all is not scanned."""
+    if stop_at is not None:
+        upper = data.count(b"[") + data.count(b"{") + data.count(b",")
+        if upper <= stop_at:
+            return upper
+    rest = _structure(data)
+    return rest.count(b"[") + rest.count(b"{") + rest.count(b",")
 
 
 def check_json_depth(data: bytes, limit: int = MAX_JSON_DEPTH) -> None:

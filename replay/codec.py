@@ -21,7 +21,7 @@ from typing import Any
 
 import zstandard
 
-from replay.canonical import DEFAULT_MAX_BODY, unzstd
+from replay.canonical import DEFAULT_MAX_BODY, MAX_JSON_ITEMS, json_items, unzstd
 from replay.errors import BodyTooLarge, CorruptEntry, FormatVersionError
 from replay.models import (
     Chunk,
@@ -186,10 +186,13 @@ def decode(data: bytes, path: str = "<bytes>", limit: int = DEFAULT_MAX_BODY) ->
     """The interaction in a file's bytes.
 
     Raises CorruptEntry(path, reason) when the bytes are not zstd, decompress to more than
-    `limit` bytes, are not UTF-8 JSON, or not a valid document, and FormatVersionError for
-    an llm-replay document of an unknown version.
+    `limit` bytes, are not UTF-8 JSON, hold more than MAX_JSON_ITEMS items (a document
+    made to parse into GBs: a real one has a few per chunk), or are not a valid document,
+    and FormatVersionError for an llm-replay document of an unknown version.
     """
     raw = decompress(data, path, limit)
+    if json_items(raw, MAX_JSON_ITEMS) > MAX_JSON_ITEMS:
+        raise CorruptEntry(path, f"not a cassette: more than {MAX_JSON_ITEMS} JSON items")
     try:
         document = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError as exc:

@@ -21,11 +21,13 @@ import zstandard
 from replay import canonical, codec
 from replay.canonical import (
     MAX_JSON_DEPTH,
+    MAX_JSON_ITEMS,
     body_material,
     check_json_depth,
     decode_content,
     decoded_request,
     json_depth,
+    json_items,
     parse_json,
 )
 from replay.errors import BodyTooLarge, CorruptEntry, JsonTooDeep, RequestRefused
@@ -220,3 +222,46 @@ def test_a_cassette_bomb_is_a_corrupt_entry_and_stays_under_the_cap(with_size: b
     assert isinstance(raised, CorruptEntry) and raised.path == "ns/ab/x.0.zst"
     assert "replay_max_body" in raised.reason and str(CAP) in raised.reason
     assert peak < PEAK, f"peak {peak / MIB:.1f} MiB"
+
+
+# -- JSON that parses into far more memory than its size ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "items"),
+    [
+        (b"{}", 1),
+        (b'[1, 2, {"a,b": [3]}]', 5),  # the comma inside the key does not count
+        (b'["[{,", "\\",["]', 2),
+        (b"1", 0),
+    ],
+)
+def test_json_items_counts_structure_outside_strings(text: bytes, items: int) -> None:
+    assert json_items(text) == items
+    assert json_items(text, stop_at=items) == items
+
+
+def test_json_of_too_many_items_is_not_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(canonical, "MAX_JSON_ITEMS", 1000)
+    fits = b"[" + b"0," * 999 + b"0]"  # one [ and 999 commas: 1000 items
+    assert json_items(fits) == 1000 and parse_json(fits) is not None
+    too_many = b"[" + b"0," * 1000 + b"0]"
+    assert parse_json(too_many) is None
+    assert body_material(too_many) == {"text": too_many.decode()}
+
+
+def test_a_json_amplification_bomb_stays_small() -> None:
+    """6 MB of `[[],[],...]` would parse into some 200 MB of lists; it is keyed as text."""
+    bomb = b"[" + b"[]," * (MAX_JSON_ITEMS + 10) + b"[]]"
+    peak, raised = peak_of(lambda: parse_json(bomb))
+    assert raised is None and parse_json(bomb) is None
+    assert peak < 4 * len(bomb), f"peak {peak / MIB:.1f} MiB"
+
+
+def test_a_cassette_that_parses_into_gbs_is_corrupt() -> None:
+    document = b"[" + b"{}," * (MAX_JSON_ITEMS + 10) + b"{}]"
+    data = zstandard.ZstdCompressor(level=3).compress(document)
+    assert len(data) < 64 * 1024
+    peak, raised = peak_of(lambda: codec.decode(data, "ns/ab/x.0.zst"))
+    assert isinstance(raised, CorruptEntry) and "JSON items" in raised.reason
+    assert peak < 3 * len(document), f"peak {peak / MIB:.1f} MiB"
