@@ -134,7 +134,8 @@ def unzstd(body: bytes, limit: int) -> bytes:
     """
     import zstandard
 
-    out = bytearray()
+    pieces: list[bytes] = []  # no bytearray: its reallocations would copy the whole output
+    size = 0
     rest = body
     try:
         while rest:  # one decompressobj per frame
@@ -146,15 +147,18 @@ def unzstd(body: bytes, limit: int) -> bytes:
                 if pos >= len(rest):
                     raise ValueError("truncated frame")
                 # one step can add at most an eighth of what is left (plus 2 MiB at the end)
-                step = min(128 * 1024, max(64, (limit - len(out)) // (8 * _ZSTD_RATIO)))
-                out += d.decompress(rest[pos : pos + step])
+                step = min(128 * 1024, max(64, (limit - size) // (8 * _ZSTD_RATIO)))
+                piece = d.decompress(rest[pos : pos + step])
                 pos += step
-                if len(out) > limit:
+                size += len(piece)
+                if size > limit:
                     raise BodyTooLarge(limit)
+                if piece:
+                    pieces.append(piece)
             rest = bytes(d.unused_data) + rest[pos:]
     except zstandard.ZstdError as e:
         raise ValueError(str(e)) from None
-    return bytes(out)
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
 def _unbrotli(body: bytes, limit: int) -> bytes:
