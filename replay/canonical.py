@@ -89,26 +89,49 @@ def _identity(body: bytes, limit: int) -> bytes:
     return body
 
 
+class _Output:
+    """Decoded pieces and their total, refused past `limit`. A list, not a bytearray: a
+    growing bytearray's reallocations would copy the whole output, doubling the peak."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self._pieces: list[bytes] = []
+
+    @property
+    def room(self) -> int:
+        """Bytes that may still come (at least 1, so that one more proves the cap passed)."""
+        return self.limit + 1 - self.size
+
+    def add(self, piece: bytes) -> None:
+        self.size += len(piece)
+        if self.size > self.limit:
+            raise BodyTooLarge(self.limit)
+        if piece:
+            self._pieces.append(piece)
+
+    def value(self) -> bytes:
+        return self._pieces[0] if len(self._pieces) == 1 else b"".join(self._pieces)
+
+
 def _zlib_capped(body: bytes, limit: int, wbits: int, members: bool) -> bytes:
     """Inflate with zlib's own output cap (`max_length`): never more than `limit` + 1 bytes.
     `members`: gzip may hold several members back to back (as `gzip.decompress` reads)."""
-    out = bytearray()
+    out = _Output(limit)
     rest = body
     while rest:
         d = zlib.decompressobj(wbits)
         data = rest
         while not d.eof:
-            piece = d.decompress(data, min(_PIECE, limit + 1 - len(out)))
-            out += piece
-            if len(out) > limit:
-                raise BodyTooLarge(limit)
+            piece = d.decompress(data, min(_PIECE, out.room))
+            out.add(piece)
             data = d.unconsumed_tail
             if not data and not piece:  # input used up, nothing pending, no end seen
                 raise ValueError("truncated stream")
         rest = d.unused_data if members else b""
         if members and not rest.strip(b"\0"):
             break  # trailing zero padding, as gzip.decompress allows
-    return bytes(out)
+    return out.value()
 
 
 def _gunzip(body: bytes, limit: int) -> bytes:
@@ -134,8 +157,7 @@ def unzstd(body: bytes, limit: int) -> bytes:
     """
     import zstandard
 
-    pieces: list[bytes] = []  # no bytearray: its reallocations would copy the whole output
-    size = 0
+    out = _Output(limit)
     rest = body
     try:
         while rest:  # one decompressobj per frame
@@ -147,32 +169,26 @@ def unzstd(body: bytes, limit: int) -> bytes:
                 if pos >= len(rest):
                     raise ValueError("truncated frame")
                 # one step can add at most an eighth of what is left (plus 2 MiB at the end)
-                step = min(128 * 1024, max(64, (limit - size) // (8 * _ZSTD_RATIO)))
-                piece = d.decompress(rest[pos : pos + step])
+                step = min(128 * 1024, max(64, out.room // (8 * _ZSTD_RATIO)))
+                out.add(d.decompress(rest[pos : pos + step]))
                 pos += step
-                size += len(piece)
-                if size > limit:
-                    raise BodyTooLarge(limit)
-                if piece:
-                    pieces.append(piece)
             rest = bytes(d.unused_data) + rest[pos:]
     except zstandard.ZstdError as e:
         raise ValueError(str(e)) from None
-    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    return out.value()
 
 
 def _unbrotli(body: bytes, limit: int) -> bytes:
     import brotli  # lazily: only brotli-encoded requests pay for the import
 
     d = brotli.Decompressor()
-    out = bytearray(d.process(body, output_buffer_limit=_PIECE))
-    while len(out) <= limit and not d.is_finished():
+    out = _Output(limit)
+    out.add(d.process(body, output_buffer_limit=_PIECE))
+    while not d.is_finished():
         if d.can_accept_more_data():
             raise ValueError("truncated stream")
-        out += d.process(b"", output_buffer_limit=_PIECE)
-    if len(out) > limit:
-        raise BodyTooLarge(limit)
-    return bytes(out)
+        out.add(d.process(b"", output_buffer_limit=_PIECE))
+    return out.value()
 
 
 _DECODERS: dict[str, Callable[[bytes, int], bytes]] = {
