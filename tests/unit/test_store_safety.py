@@ -235,10 +235,15 @@ def test_claim_fails_early_and_is_idempotent(tmp_path: Path) -> None:
 # --- remove_above only removes what this run superseded -----------------------------------
 
 
-def test_remove_above_removes_an_earlier_runs_stale_occurrences(tmp_path: Path) -> None:
-    with Store(tmp_path) as earlier:
-        for n in range(5):
+def earlier_run(root: Path, occurrences: int) -> None:
+    """A finished recording of FP's occurrences 0 .. occurrences-1 under `root`."""
+    with Store(root) as earlier:
+        for n in range(occurrences):
             earlier.put(redacted(make(occurrence=n, text="old")))
+
+
+def test_remove_above_removes_an_earlier_runs_stale_occurrences(tmp_path: Path) -> None:
+    earlier_run(tmp_path, 5)
     with Store(tmp_path) as now:
         now.put(redacted(make(occurrence=0, text="new")))
         now.put(redacted(make(occurrence=1, text="new")))
@@ -264,9 +269,7 @@ def test_remove_above_keeps_files_another_writer_added_since(
 
 
 def test_remove_above_keeps_an_old_file_rewritten_by_another_writer(tmp_path: Path) -> None:
-    with Store(tmp_path) as earlier:
-        for n in range(3):
-            earlier.put(redacted(make(occurrence=n, text="old")))
+    earlier_run(tmp_path, 3)
     with Store(tmp_path) as now:
         now.put(redacted(make(occurrence=0, text="new")))
         now.flush()
