@@ -72,7 +72,7 @@ class Engine:
         self, settings: Settings, store: Store | None = None, rules: RulesFile | None = None
     ) -> None:
         self.settings = settings
-        self.store = store if store is not None else Store(settings.dir)
+        self.store = store if store is not None else Store(settings.dir, max_body=settings.max_body)
         if rules is None and settings.rules:
             rules = RulesFile(settings.rules)
         self.rules = rules
@@ -104,10 +104,11 @@ class Engine:
         if settings.dir != old.dir:
             self._committer.submit(lambda: None).result()
             self._finish_store()
-            self.store = Store(settings.dir)
+            self.store = Store(settings.dir, max_body=settings.max_body)
             self._next.clear()
             self._given_back.clear()
             self._recorded.clear()
+        self.store.max_body = settings.max_body
         if settings.rules != old.rules:
             self.rules = rules
             self._ruleset = rules.current() if rules is not None else None
@@ -167,9 +168,10 @@ class Engine:
         )
 
     def prepare(self, request: Request, namespace: str) -> tuple[Prepared, Fingerprint]:
-        """Decode, parse and route the request, and key it (thread-safe: a large request
-        is prepared on a worker thread)."""
-        prepared = Prepared(request, namespace)
+        """Decode, parse and route the request, and key it (thread-safe: a large or
+        content-encoded request is prepared on a worker thread). Raises BodyTooLarge past
+        `replay_max_body` (decoded), JsonTooDeep for JSON no parser should recurse into."""
+        prepared = Prepared(request, namespace, self.settings.max_body)
         return prepared, fingerprint(prepared.decoded, self.policy)
 
     def plan(self, prepared: Prepared, fp: Fingerprint) -> Plan:
@@ -263,6 +265,8 @@ class Engine:
             or 200 <= head.status < 300
             or self.settings.record_errors
         )
+        if record and not self.store.may_write(plan.key.namespace):
+            record = False  # another live proxy records this namespace (logged once)
         if plan.record and not record:
             self.give_back(plan)
         latency = plan.verdict.latency

@@ -24,7 +24,7 @@ from replay.answers import error_playback
 from replay.chunkserver import JOB_HEADER, ChunkServer
 from replay.config import OPTION_NAMES, Settings
 from replay.engine import INLINE_BODY, Engine
-from replay.errors import BadNamespace, ConfigError
+from replay.errors import BadNamespace, BodyTooLarge, ConfigError, RequestRefused
 from replay.fingerprint import Fingerprint
 from replay.hosts import HostPolicy
 from replay.mitm import adapt, options
@@ -180,8 +180,9 @@ class ReplayAddon:
             state.detail = str(e)
             self._answer(flow, state, error_playback(request, 400, str(e)))
             return None
-        if len(request.body) > INLINE_BODY:
-            # Decoding and keying a body of megabytes (a vision prompt) takes tens of ms.
+        if len(request.body) > INLINE_BODY or request.header("content-encoding"):
+            # Decoding and keying a body of megabytes (a vision prompt) takes tens of ms;
+            # a compressed one may inflate up to replay_max_body.
             work = partial(engine.prepare, request, state.namespace)
             return self._off_loop(flow, work, lambda ready: self._carry_out(flow, state, *ready))
         return self._carry_out(flow, state, *engine.prepare(request, state.namespace))
@@ -271,15 +272,21 @@ class ReplayAddon:
             adapt.mark(flow.response, state.outcome, fingerprint)
 
     def _fail(self, flow: http.HTTPFlow, error: Exception) -> None:
-        """The addon could not answer: a 502, never a fall-through to the real upstream."""
+        """The addon could not answer, or refuses a request it will not process as sent
+        (413, 400): never a fall-through to the real upstream, never stored."""
         state = self.flows.get(flow.id)
         request = state.request if state is not None else adapt.request_from_flow(flow)
-        logger.error("replay: cannot serve %s: %r", redacted_url(request), error)
+        if isinstance(error, RequestRefused):
+            status, message = 413 if isinstance(error, BodyTooLarge) else 400, str(error)
+            logger.warning("replay: refused %s: %s", redacted_url(request), message)
+        else:
+            status, message = 502, f"replay failed: {error}"
+            logger.error("replay: cannot serve %s: %r", redacted_url(request), error)
         if state is None and self.engine is not None:  # reported by the response hook
             state = self.flows[flow.id] = _Flow(request, "", self.engine)
         if state is not None:
-            state.outcome, state.detail = Outcome.ERROR, f"replay failed: {error}"
-        playback = error_playback(request, 502, f"replay failed: {error}")
+            state.outcome, state.detail = Outcome.ERROR, message
+        playback = error_playback(request, status, message)
         flow.response = adapt.inline_response(playback, flow.request.http_version)
         fingerprint = state.plan.key.fingerprint if state and state.plan else None
         adapt.mark(flow.response, Outcome.ERROR, fingerprint)

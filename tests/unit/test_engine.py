@@ -162,12 +162,16 @@ def test_auto_stores_errors_only_when_asked(tmp_path: Path) -> None:
     auto = engine(tmp_path, Mode.AUTO)
     assert stores(auto, decide(auto, chat("x")), 200)
     assert not stores(auto, decide(auto, chat("x")), 429)
+    auto.close()  # one writer of a namespace at a time
     errors = engine(tmp_path, Mode.AUTO, replay_record_errors=True)
     assert stores(errors, decide(errors, chat("x")), 500)
+    errors.close()
     rec = engine(tmp_path, Mode.RECORD)
     assert stores(rec, decide(rec, chat("x")), 500)
+    rec.close()
     passthrough = engine(tmp_path, Mode.PASSTHROUGH)
     assert not stores(passthrough, decide(passthrough, chat("x")), 200)
+    passthrough.close()
 
 
 def test_record_clean_stop_removes_stale_occurrences(tmp_path: Path) -> None:

@@ -87,9 +87,9 @@ def count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     reads: list[str] = []
     real = codec.decode
 
-    def spy(data: bytes, path: str = "<bytes>") -> Interaction:
+    def spy(data: bytes, path: str = "<bytes>", limit: int = 2**26) -> Interaction:
         reads.append(path)
-        return real(data, path)
+        return real(data, path, limit)
 
     monkeypatch.setattr(nearmiss_module, "decode", spy)
     return reads
@@ -176,18 +176,20 @@ def test_new_files_after_the_first_search_are_seen(index: NearMissIndex, store: 
     assert found is not None and found.fingerprint == later and found.field == "body.json.user"
 
 
-def test_warm_reads_the_files_before_the_first_search(
+def test_the_index_is_built_on_the_first_miss_never_before(
     index: NearMissIndex, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for c in ("a", "b"):
         record(store, chat(c))
     reads = count_reads(monkeypatch)
-    index.warm("default")
+    listed = []
+    real_entries = store.entries
+    monkeypatch.setattr(store, "entries", lambda *a: listed.append(a) or real_entries(*a))
+    index.warm("default")  # kept for old callers: reads and lists nothing
     index.warm("../bad")
-    assert len(reads) == 2 and len(index) == 2
-    reads.clear()
+    assert reads == [] and listed == [] and len(index) == 0
     assert index.nearest("default", chat("c")) is not None
-    assert len(reads) == 1
+    assert len(reads) == 3 and len(index) == 2  # both indexed, then the winner re-read
 
 
 def test_removed_files_are_forgotten(index: NearMissIndex, store: Store) -> None:
@@ -397,3 +399,39 @@ def test_material_is_the_hashed_material() -> None:
     req = chat("hello")
     assert material(req, POLICY) == fingerprint(req, POLICY).material
     assert material(req, POLICY) is not material(req, POLICY)
+
+
+def test_a_namespace_of_bombs_and_symlinks_is_searched_within_a_memory_bound(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import tracemalloc
+
+    import zstandard
+
+    mib = 2**20
+    with Store(tmp_path / "cassettes", max_body=mib) as store:
+        good = record(store, chat("bye", model="x"))
+        compressor = zstandard.ZstdCompressor(level=3).compressobj()
+        bomb = b"".join(compressor.compress(b"\0" * mib) for _ in range(16)) + compressor.flush()
+        bombs = [f"{n:02x}" + "e" * 62 for n in range(4)]
+        for fp in bombs:
+            path = store.path_for(Key("default", fp, 0))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(bomb)
+        linked = store.path_for(Key("default", "ff" * 32, 0))
+        linked.parent.mkdir(parents=True, exist_ok=True)
+        linked.symlink_to("/dev/zero")
+        index = NearMissIndex(store, POLICY)
+        tracemalloc.start()
+        try:
+            with caplog.at_level(logging.WARNING, logger="replay.nearmiss"):
+                found = index.nearest("default", chat("hello"))
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert found is not None and found.fingerprint == good
+    assert peak < 8 * mib, f"peak {peak / mib:.1f} MiB for 64 MiB of bombs"
+    for fp in bombs:
+        assert f"{fp}.0.zst" in caplog.text
+    assert "replay_max_body" in caplog.text and "symbolic link" in caplog.text
+    assert len(index) == 1

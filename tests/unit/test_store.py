@@ -105,9 +105,9 @@ def count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
     real = codec.decode
 
-    def decode(data: bytes, path: str = "<bytes>") -> Interaction:
+    def decode(data: bytes, path: str = "<bytes>", limit: int = 2**26) -> Interaction:
         calls.append(path)
-        return real(data, path)
+        return real(data, path, limit)
 
     monkeypatch.setattr(store_module, "decode", decode)
     return calls
@@ -524,14 +524,14 @@ def test_a_file_that_cannot_be_statted_is_a_miss(
 ) -> None:
     put_all(store, make())
     path = store.path_for(Key("default", FP, 0))
-    real = os.stat
+    real = os.lstat  # entries are never followed: lstat, not stat
 
-    def stat(p: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+    def lstat(p: Any, *args: Any, **kwargs: Any) -> os.stat_result:
         if os.fspath(p) == str(path):
             raise PermissionError(13, "Permission denied")
         return real(p, *args, **kwargs)
 
-    monkeypatch.setattr(os, "stat", stat)
+    monkeypatch.setattr(os, "lstat", lstat)
     assert store.get(Key("default", FP, 0)) is None
     assert store.get_latest(Key("default", FP, 0)) is None
     assert str(path) in caplog.text and "Permission denied" in caplog.text
@@ -623,10 +623,10 @@ def test_a_read_that_raced_a_put_is_not_cached(
     reading, release = threading.Event(), threading.Event()
     real = codec.decode
 
-    def slow_decode(data: bytes, path: str = "<bytes>") -> Interaction:
+    def slow_decode(data: bytes, path: str = "<bytes>", limit: int = 2**26) -> Interaction:
         reading.set()
         assert release.wait(30)
-        return real(data, path)
+        return real(data, path, limit)
 
     monkeypatch.setattr(store_module, "decode", slow_decode)
     seen: list[Interaction | None] = []
