@@ -41,7 +41,7 @@ from replay.prepared import Prepared
 from replay.providers.errors import NearMiss
 from replay.recorder import Recording
 from replay.redact import redact, redacted_url
-from replay.report import ReportLine, ReportWriter, Tally
+from replay.report import NOTABLE, ReportLine, ReportWriter, Tally
 from replay.rules import RuleSet, RulesFile, SyntheticPacing, Verdict
 from replay.store import Store
 
@@ -348,6 +348,9 @@ class Engine:
         nearest: NearMiss | None = None,
     ) -> None:
         """An exchange ended: its report line, and its place in the run's tally."""
+        if self.report is None and outcome.value not in NOTABLE:
+            self.tally.count(outcome.value)  # a hit without a report: nothing to write
+            return
         key = plan.key if plan is not None else None
         if plan is not None and plan.verdict.rules:
             applied = "rules: " + ", ".join(plan.verdict.rules)

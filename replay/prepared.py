@@ -7,9 +7,9 @@ recurse (JsonTooDeep: a 400).
 Owns `Prepared`: the request as the client sent it, the same request with its body
 content-decoded (the form that is fingerprinted, matched by rules, answered by responders
 and stored), its JSON body parsed once (lazily, for rules, responders, the model name and
-the report), and its `Resolved` route and provider (router.resolve, decided once: every
-answer, error and miss takes that provider's shape). The fingerprint parses the body on its
-own, canonically (exact numbers): that is the only other parse.
+the report), and its `Resolved` route and provider (router.resolve, decided once, when
+first needed: every answer, error and miss takes that provider's shape). The fingerprint
+parses the body on its own, canonically (exact numbers): that is the only other parse.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ _UNPARSED: Any = object()
 class Prepared:
     """One request, decoded and routed; its JSON parsed on first use."""
 
-    __slots__ = ("_body", "decoded", "namespace", "request", "resolved")
+    __slots__ = ("_body", "_resolved", "decoded", "namespace", "request")
 
     def __init__(self, request: Request, namespace: str, max_body: int = DEFAULT_MAX_BODY) -> None:
         self.request = request
@@ -41,8 +41,16 @@ class Prepared:
         """Body content-decoded (when it can be), `content-encoding` dropped."""
         if self.decoded.body[:1] in (b"{", b"[") or b"json" in _content_type(request):
             check_json_depth(self.decoded.body)
-        self.resolved: Resolved = resolve(self.decoded)
+        self._resolved: Resolved | None = None
         self._body: Any = _UNPARSED
+
+    @property
+    def resolved(self) -> Resolved:
+        """The route and provider (`router.resolve`), decided on first use: a hit needs
+        neither."""
+        if self._resolved is None:
+            self._resolved = resolve(self.decoded)
+        return self._resolved
 
     @property
     def body(self) -> Any:
