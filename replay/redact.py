@@ -2,12 +2,13 @@
 
 Owns the complete lists (SECRET_HEADERS, SECRET_PARAMS, the key-shaped patterns), the fixed
 placeholders, `scrub` (key-shaped strings in bytes), the header/query/form redactors,
-`redact(Interaction) -> RedactedInteraction` (the only constructor of RedactedInteraction)
-and `scan` for `replay verify`.
+and `redact(Interaction) -> RedactedInteraction` (the only constructor of
+RedactedInteraction).
 
 Does not own: the fingerprint (fingerprint.py removes secret parameters and hashes the
 scrubbed form, so it never depends on a secret), user-configured patterns (they arrive with
-the rules file), or response bodies, which are stored byte-exact and only ever scanned.
+the rules file), or response bodies, which are stored byte-exact (`replay verify`, when it
+comes, will scan them).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from urllib.parse import unquote_plus
 
 from replay.canonical import decoded_request
@@ -119,20 +120,6 @@ def placeholder(kind: str) -> str:
     return f"<redacted:{kind}>"
 
 
-@dataclass(frozen=True, slots=True)
-class SecretFinding:
-    """A key-shaped string found by `scan`; `excerpt` never holds the whole secret."""
-
-    kind: str
-    offset: int
-    """Byte offset of the secret (for a bearer token: of the token, after `Bearer `)."""
-    length: int
-    excerpt: str
-
-
-# -- key-shaped strings --------------------------------------------------------------------
-
-
 def _kind_of[AnyStr: (bytes, str)](match: re.Match[AnyStr]) -> tuple[str, int, int]:
     """(kind, start, end) of the secret in `match`."""
     group = str(match.lastgroup)  # every alternative is one named group
@@ -176,21 +163,6 @@ def scrub_text(text: str) -> str:
         return match.group()[: start - match.start()] + placeholder(kind)
 
     return _KEYS_TEXT.sub(sub, text)
-
-
-def scan(data: bytes) -> list[SecretFinding]:
-    """Every key-shaped string in `data`, in order. Placeholders are never reported."""
-    findings = []
-    for match in _matches(data):
-        kind, start, end = _kind_of(match)
-        secret = data[start:end].decode("ascii")
-        findings.append(SecretFinding(kind, start, end - start, _mask(secret)))
-    return findings
-
-
-def _mask(secret: str) -> str:
-    shown = min(8, len(secret) // 4)
-    return f"{secret[:shown]}…({len(secret)} chars)"
 
 
 # -- headers, query, bodies ----------------------------------------------------------------

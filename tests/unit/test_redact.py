@@ -1,4 +1,4 @@
-"""replay.redact: secret lists, key-shaped strings, placeholders, redact(), scan()."""
+"""replay.redact: secret lists, key-shaped strings, placeholders, redact()."""
 
 from __future__ import annotations
 
@@ -22,14 +22,12 @@ from replay.redact import (
     PLACEHOLDER,
     SECRET_HEADERS,
     SECRET_PARAMS,
-    SecretFinding,
     placeholder,
     redact,
     redact_form,
     redact_headers,
     redact_query,
     redact_request,
-    scan,
     scrub,
     scrub_body,
     scrub_text,
@@ -133,8 +131,8 @@ def test_scrub_replaces_each_kind_with_its_placeholder(key: str, kind: str) -> N
 
 
 def test_anthropic_keys_are_not_classified_as_openai() -> None:
-    assert [f.kind for f in scan(ANTHROPIC.encode())] == ["anthropic-key"]
     assert scrub(ANTHROPIC.encode()) == b"<redacted:anthropic-key>"
+    assert scrub(ANTHROPIC_ADMIN.encode()) == b"<redacted:anthropic-key>"
 
 
 @pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
@@ -179,7 +177,7 @@ def test_a_bearer_token_that_is_a_known_key_gets_that_kind() -> None:
 )
 def test_scrub_leaves_prose_alone(prose: str) -> None:
     assert scrub(prose.encode()) == prose.encode()
-    assert scan(prose.encode()) == []
+    assert scrub_text(prose) == prose
 
 
 def test_keys_right_after_json_or_percent_escapes_are_found() -> None:
@@ -195,8 +193,8 @@ def test_keys_right_after_json_or_percent_escapes_are_found() -> None:
 
 def test_keys_glued_to_a_word_are_not_keys() -> None:
     """The start rule that keeps "task-…" out also keeps "xsk-…" out (documented)."""
-    assert scan(f"x{OPENAI_PROJ}".encode()) == []
-    assert scan(f"ask-ant-api03-{'a1' * 20}".encode()) == []
+    for glued in (f"x{OPENAI_PROJ}", f"ask-ant-api03-{'a1' * 20}"):
+        assert scrub(glued.encode()) == glued.encode()
 
 
 IDEMPOTENCE_CORPUS = [
@@ -220,8 +218,7 @@ IDEMPOTENCE_CORPUS = [
 @pytest.mark.parametrize("text", IDEMPOTENCE_CORPUS)
 def test_scrub_is_idempotent_and_leaves_nothing_to_find(text: str) -> None:
     once = scrub(text.encode())
-    assert scrub(once) == once
-    assert scan(once) == []
+    assert scrub(once) == once  # nothing key-shaped is left to replace
     assert scrub_text(text).encode() == once
 
 
@@ -250,35 +247,6 @@ def test_placeholders_are_json_safe() -> None:
 def test_scrub_works_on_binary_and_non_utf8_bytes() -> None:
     data = b"\xff\xfe\x00" + AWS.encode() + b"\x00\x80"
     assert scrub(data) == b"\xff\xfe\x00<redacted:aws-key-id>\x00\x80"
-
-
-# -- scan ----------------------------------------------------------------------------------
-
-
-def test_scan_reports_kind_offset_length_and_a_masked_excerpt() -> None:
-    data = f"a {OPENAI_PROJ} b Bearer {JWT} c {AWS}".encode()
-    findings = scan(data)
-    assert [f.kind for f in findings] == ["openai-key", "bearer", "aws-key-id"]
-    for finding, secret in zip(findings, [OPENAI_PROJ, JWT, AWS], strict=True):
-        assert finding.offset == data.index(secret.encode())
-        assert finding.length == len(secret)
-        assert secret not in finding.excerpt
-        assert finding.excerpt.startswith(secret[:4])
-        assert len(finding.excerpt) < len(secret)
-
-
-def test_scan_excerpt_never_holds_the_secret_for_any_kind() -> None:
-    for key in KEYS:
-        (finding,) = scan(key.encode())
-        assert isinstance(finding, SecretFinding)
-        assert key not in finding.excerpt
-        assert key[len(key) // 2 :] not in finding.excerpt
-
-
-def test_scan_finds_nothing_in_scrubbed_data() -> None:
-    data = " ".join([*KEYS, f"Bearer {JWT}"]).encode()
-    assert len(scan(data)) == len(KEYS) + 1
-    assert scan(scrub(data)) == []
 
 
 # -- headers, query, forms -----------------------------------------------------------------
@@ -414,7 +382,7 @@ def test_redact_keeps_response_chunks_byte_exact_and_other_fields() -> None:
     original = make_interaction(openai_request(b"{}"), chunks)
     redacted = redact(original).interaction
     assert redacted.chunks == chunks
-    assert scan(redacted.body)  # reported by `replay verify`, never rewritten
+    assert OPENAI_PROJ.encode() in redacted.body  # never rewritten
     for field in ("key", "fingerprint_version", "ignore", "ttfb", "complete"):
         assert getattr(redacted, field) == getattr(original, field)
     assert redacted.response.status == 200
