@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -260,9 +261,12 @@ def test_rules_reload_when_the_file_changes(
     bumps = iter(range(1, 10))
 
     def change(text: str) -> None:
-        rules.write_text(text)
+        """Replace the file whole (as editors save), so no half-written file is read."""
+        new = rules.with_name("rules.yaml.new")
+        new.write_text(text)
         now = time.time_ns()  # a visibly newer mtime at each change
-        os.utime(rules, ns=(now, now + next(bumps) * 10**9))
+        os.utime(new, ns=(now, now + next(bumps) * 10**9))
+        os.replace(new, rules)
 
     def answer() -> str:
         r = post(proxy, bundle, chat("ping"))
@@ -279,7 +283,7 @@ def test_rules_reload_when_the_file_changes(
     assert answer() == "one"
     change(rules_answering("two"))
     answers_until("two", stays="one")
-    assert f"rules file {rules} reloaded: 1 rules" in proxy.output()
+    proxy.wait_for_output(re.escape(f"rules file {rules} reloaded: 1 rules"))
     # An invalid change is logged, naming the file, and the last rules stay in force.
     change("rules: [ this is not valid")
     deadline = time.monotonic() + 10
