@@ -13,7 +13,7 @@ from typing import Any
 import anthropic
 import pytest
 from jsonschema import Draft202012Validator
-from support.inprocess import Harness, Harnesses, http_client_for
+from support.inprocess import Harness, Harnesses, canned, http_client_for
 
 from replay.providers.text import count_tokens
 
@@ -162,14 +162,10 @@ def test_tool_streamed_through_the_helper(harness: Harnesses) -> None:
 
 
 def test_canned_reply_text_and_two_tool_uses(harness: Harnesses) -> None:
-    rules = """
-rules:
-  - reply:
-      text: Let me check both.
-      tool_calls:
-        - {name: get_weather, arguments: {city: Paris, unit: celsius, days: 1}}
-        - {name: get_time}
-"""
+    weather = {"city": "Paris", "unit": "celsius", "days": 1}
+    rules = canned(
+        "Let me check both.", {"name": "get_weather", "arguments": weather}, {"name": "get_time"}
+    )
     client, twin = twins(harness, rules)
     with client, twin:
         message = client.messages.create(model=MODEL, max_tokens=512, messages=USER, tools=TOOLS)

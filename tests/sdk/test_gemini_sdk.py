@@ -18,7 +18,7 @@ from google import genai
 from google.genai import types
 from google.oauth2.credentials import Credentials
 from pydantic import BaseModel
-from support.inprocess import Harness, Harnesses
+from support.inprocess import Harness, Harnesses, canned
 
 from replay.providers.text import count_tokens
 
@@ -170,12 +170,7 @@ def test_auto_mode_answers_in_text(harness: Harnesses) -> None:
 
 
 def test_canned_reply_text_and_function_call(harness: Harnesses) -> None:
-    rules = """
-rules:
-  - reply:
-      text: Looking it up.
-      tool_calls: [{name: lookup, arguments: {q: tapes}}]
-"""
+    rules = canned("Looking it up.", {"name": "lookup", "arguments": {"q": "tapes"}})
     c = client(harness(rules=rules))
     response = c.models.generate_content(model=MODEL, contents=PROMPT)
     assert response.candidates is not None and response.candidates[0].content is not None

@@ -14,7 +14,7 @@ import math
 import httpx
 import jsonschema
 import ollama
-from support.inprocess import Harness, Harnesses
+from support.inprocess import Harness, Harnesses, canned
 
 from replay.providers.embeddings import vector
 
@@ -92,7 +92,7 @@ def test_generate_stream_and_non_stream(harness: Harnesses) -> None:
 
 
 def test_canned_tool_calls(harness: Harnesses) -> None:
-    rules = "rules:\n  - reply: {tool_calls: [{name: get_weather}]}\n"
+    rules = canned(None, {"name": "get_weather"})
     whole = twin(harness, rules).chat(model="llama3.2", messages=MESSAGES, tools=[WEATHER])
     (call,) = whole.message.tool_calls or ()
     assert call.function.name == "get_weather"

@@ -20,7 +20,7 @@ import openai
 import pytest
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel
-from support.inprocess import Harness, Harnesses, http_client_for
+from support.inprocess import Harness, Harnesses, canned, http_client_for
 
 from replay.models import Outcome, Request
 from replay.providers.base import Answer, prompt_tokens
@@ -214,15 +214,11 @@ def test_parse_with_a_strict_pydantic_tool(harness: Harnesses) -> None:
     assert isinstance(call.function.parsed_arguments, Weather)
 
 
-CANNED = """
-rules:
-  - name: canned
-    reply:
-      text: Let me check.
-      tool_calls:
-        - {name: get_weather, arguments: {city: Paris, unit: celsius, days: 2}}
-        - {name: get_time}
-"""
+CANNED = canned(
+    "Let me check.",
+    {"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius", "days": 2}},
+    {"name": "get_time"},
+)
 
 
 def test_parallel_canned_tool_calls(harness: Harnesses) -> None:

@@ -18,7 +18,7 @@ import openai
 import pytest
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel
-from support.inprocess import Harness, Harnesses, http_client_for
+from support.inprocess import Harness, Harnesses, canned, http_client_for
 
 from replay.providers.base import prompt_tokens
 from replay.providers.text import count_tokens, split_tokens
@@ -130,12 +130,7 @@ def test_required_tool_choice_streams_arguments_through_the_helper(harness: Harn
 
 
 def test_canned_reply_text_and_call(harness: Harnesses) -> None:
-    rules = """
-rules:
-  - reply:
-      text: It is sunny.
-      tool_calls: [{name: get_weather, arguments: {city: Oslo}}]
-"""
+    rules = canned("It is sunny.", {"name": "get_weather", "arguments": {"city": "Oslo"}})
     resp = client(harness(rules=rules)).responses.create(model=MODEL, input="x", tools=TOOLS)
     assert resp.output_text == "It is sunny."
     assert [o.type for o in resp.output] == ["message", "function_call"]

@@ -11,6 +11,7 @@ sockets, no sleeps.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -26,6 +27,18 @@ from replay.models import Outcome, Request, without_headers
 from replay.plan import Make
 from replay.player import HOP_HEADERS, Framing, Playback
 from replay.providers.base import Answer
+
+
+def canned(text: str | None = None, *tool_calls: dict[str, Any]) -> str:
+    """A rules file (JSON, which is YAML) whose one rule answers every request with this
+    reply: a text, tool calls `{name, arguments}` (arguments left out: made up from the
+    request's schema), or both; see docs/rules.md."""
+    reply: dict[str, Any] = {}
+    if text is not None:
+        reply["text"] = text
+    if tool_calls:
+        reply["tool_calls"] = list(tool_calls)
+    return json.dumps({"rules": [{"name": "canned", "reply": reply}]})
 
 
 def as_answer(playback: Playback) -> Answer:
