@@ -3,10 +3,10 @@ client's mock transport (httpx2 for openai and anthropic, httpx for ollama and g
 
 A `Harness` answers every request through the proxy's own path: a replay-mode `Engine`
 (synthetic misses, speed 0) over an empty temporary store, `Engine.prepare` → `plan` →
-`make`, so routing, provider shapes, pacing and HEAD handling are the engine's. Canned
-replies come from a rules file, as the proxy's do. A streamed answer reaches the SDK as its
-chunks one by one, so the SDK parses them as separate reads, like chunks off the wire. No
-sockets, no sleeps.
+`make`, so routing, provider shapes, framing (`paced`, at speed 0) and HEAD handling are the
+engine's. Canned replies come from a rules file, as the proxy's do. A streamed answer
+reaches the SDK as its chunks one by one, so the SDK parses them as separate reads, like
+chunks off the wire. No sockets, no sleeps.
 """
 
 from __future__ import annotations
