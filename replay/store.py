@@ -1,6 +1,6 @@
 """The cassette store: one file per interaction under `<root>/<namespace>/<fp[:2]>/`.
 
-Owns the layout (`path_for`, `entries`), lookups (`get`, `get_latest`) with a small LRU of
+Owns the layout (`entry_name`, `entries`), lookups (`get`, `get_latest`) with a small LRU of
 decoded files, and writing: `put` hands a `RedactedInteraction` to one background writer
 thread that writes atomically (dot-named temp file, fsync, `os.replace`, directory fsync).
 Does not know the file format (that is `codec.py`), how fingerprints are computed, or which

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.layout import path_of
 
 import replay.nearmiss as nearmiss_module
 from replay import codec
@@ -196,7 +197,7 @@ def test_removed_files_are_forgotten(index: NearMissIndex, store: Store) -> None
     gone = record(store, chat("hello"))
     kept = record(store, chat("bye", model="x"))
     assert (found := index.nearest("default", chat("hello!"))) and found.fingerprint == gone
-    store.path_for(Key("default", gone, 0)).unlink()
+    path_of(store, Key("default", gone, 0)).unlink()
     found = index.nearest("default", chat("hello!"))
     assert found is not None and found.fingerprint == kept
     assert len(index) == 1
@@ -212,7 +213,7 @@ def test_a_file_removed_between_listing_and_report_is_skipped(
 
     def refresh_then_remove(self: NearMissIndex, namespace: str) -> Any:
         ns = real_refresh(self, namespace)
-        store.path_for(Key("default", best, 0)).unlink(missing_ok=True)
+        path_of(store, Key("default", best, 0)).unlink(missing_ok=True)
         return ns
 
     monkeypatch.setattr(NearMissIndex, "_refresh", refresh_then_remove)
@@ -232,7 +233,7 @@ def test_each_file_is_read_once(
     reads.clear()
     index.nearest("default", chat("z"))
     assert len(reads) == 1  # only the winner
-    assert str(store.path_for(Key("default", min(fps), 0))) == reads[0]
+    assert str(path_of(store, Key("default", min(fps), 0))) == reads[0]
 
 
 def test_corrupt_files_are_skipped_and_retried_when_they_change(
@@ -240,7 +241,7 @@ def test_corrupt_files_are_skipped_and_retried_when_they_change(
 ) -> None:
     good = record(store, chat("bye", model="x", extra={"n": 1}))
     bad = record(store, chat("hello"))
-    path = store.path_for(Key("default", bad, 0))
+    path = path_of(store, Key("default", bad, 0))
     original = path.read_bytes()
     path.write_bytes(b"not zstd at all")
     with caplog.at_level(logging.WARNING, logger="replay.nearmiss"):
@@ -258,17 +259,17 @@ def test_a_corrupt_first_occurrence_falls_back_to_the_next(
 ) -> None:
     fp = record(store, chat("hello"))
     record(store, chat("hello"), occurrence=1)
-    store.path_for(Key("default", fp, 0)).write_bytes(b"\x28\xb5\x2f\xfd garbage")
+    path_of(store, Key("default", fp, 0)).write_bytes(b"\x28\xb5\x2f\xfd garbage")
     found = index.nearest("default", chat("hello?"))
     assert found is not None and found.fingerprint == fp and found.occurrence == 1
 
 
 def test_a_file_naming_another_fingerprint_is_skipped(index: NearMissIndex, store: Store) -> None:
     fp = record(store, chat("hello"))
-    elsewhere = Path(str(store.path_for(Key("default", "ab" + "0" * 62, 0))))
+    elsewhere = Path(str(path_of(store, Key("default", "ab" + "0" * 62, 0))))
     elsewhere.parent.mkdir(parents=True, exist_ok=True)
-    elsewhere.write_bytes(store.path_for(Key("default", fp, 0)).read_bytes())
-    store.path_for(Key("default", fp, 0)).unlink()
+    elsewhere.write_bytes(path_of(store, Key("default", fp, 0)).read_bytes())
+    path_of(store, Key("default", fp, 0)).unlink()
     assert index.nearest("default", chat("hello")) is None
 
 
