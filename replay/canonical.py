@@ -23,6 +23,7 @@ from decimal import Decimal
 from email.message import Message
 from email.utils import collapse_rfc2231_value
 from itertools import accumulate, repeat
+from typing import Protocol
 
 from replay.errors import BodyTooLarge, JsonTooDeep
 from replay.models import Request, without_headers
@@ -353,7 +354,34 @@ def canonical_json(value: object) -> str:
     return "".join(out)
 
 
-def _encode(value: object, out: list[str]) -> None:
+def canonical_digest(value: object) -> str:
+    """The SHA-256 hex digest of `canonical_json(value)` encoded as UTF-8, computed piece by
+    piece: a request of tens of MB is never held as one more string and one more bytes."""
+    digest = _Digest()
+    _encode(value, digest)
+    return digest.hash.hexdigest()
+
+
+class _Digest:
+    """A sink for `_encode` that hashes each piece as it comes instead of keeping it."""
+
+    def __init__(self) -> None:
+        self.hash = hashlib.sha256()
+
+    def append(self, piece: str) -> None:
+        self.hash.update(piece.encode("utf-8"))
+
+
+_SLICE = 2**20
+"""Strings longer than this are escaped in slices: JSON escapes code point by code point,
+so the escaped slices joined are the escaped string."""
+
+
+class _Sink(Protocol):
+    def append(self, piece: str, /) -> None: ...
+
+
+def _encode(value: object, out: _Sink) -> None:
     if value is None:
         out.append("null")
     elif value is True:
@@ -361,7 +389,13 @@ def _encode(value: object, out: list[str]) -> None:
     elif value is False:
         out.append("false")
     elif isinstance(value, str):
-        out.append(_string(value))
+        if len(value) > _SLICE:  # a long prompt: escaped a slice at a time
+            out.append('"')
+            for start in range(0, len(value), _SLICE):
+                out.append(_string(value[start : start + _SLICE])[1:-1])
+            out.append('"')
+        else:
+            out.append(_string(value))
     elif isinstance(value, Decimal | int | float):
         out.append(canonical_number(value))
     elif isinstance(value, dict):
@@ -377,7 +411,7 @@ def _encode(value: object, out: list[str]) -> None:
         raise TypeError(f"canonical_json cannot encode {type(value).__name__}")
 
 
-def _encode_object(value: dict[object, object], out: list[str]) -> None:
+def _encode_object(value: dict[object, object], out: _Sink) -> None:
     keys = [k for k in value if isinstance(k, str)]
     if len(keys) != len(value):
         raise TypeError("canonical_json: object keys must be strings")

@@ -139,15 +139,23 @@ def dumps(document: Document) -> bytes:
         return text.encode("ascii")
 
 
-def encode(ri: RedactedInteraction, level: int = COMPRESSION_LEVEL) -> bytes:
+def encode(
+    ri: RedactedInteraction, level: int = COMPRESSION_LEVEL, limit: int | None = None
+) -> bytes:
     """The bytes of a file holding `ri`: one zstd frame (with checksum) of UTF-8 JSON.
 
-    Raises ValueError for values JSON cannot hold (a NaN time, say).
+    Raises ValueError for values JSON cannot hold (a NaN time, say), and for a document
+    larger than `limit` bytes (a file `decode` would refuse with that limit).
     """
     if not isinstance(ri, RedactedInteraction):
         raise TypeError(f"encode() takes a RedactedInteraction, not {type(ri).__name__}")
+    document = dumps(to_document(ri.interaction))
+    if limit is not None and len(document) > limit:
+        raise ValueError(
+            f"its document is {len(document)} bytes, more than replay_max_body ({limit})"
+        )
     compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
-    return compressor.compress(dumps(to_document(ri.interaction)))
+    return compressor.compress(document)
 
 
 # --- bytes -> document -> Interaction ----------------------------------------------------

@@ -286,10 +286,17 @@ class Engine:
         counter = (plan.key.namespace, plan.key.fingerprint)
         heapq.heappush(self._given_back.setdefault(counter, []), plan.key.occurrence)
 
-    def commit(self, plan: Forward, recording: Recording, ttfb: float) -> None:
+    def commit(self, plan: Forward, recording: Recording, ttfb: float) -> str | None:
         """Store a recording, redacted (marked incomplete when its answer did not end);
-        returns at once (see `flush`)."""
+        returns at once (see `flush`). Returns why it is not stored, if it is not: a request
+        and answer larger together than `replay_max_body` could never be read back."""
         assert recording.head is not None
+        size = len(plan.prepared.decoded.body) + sum(len(c.data) for c in recording.chunks)
+        if size > self.settings.max_body:
+            self.give_back(plan)
+            why = f"not stored: {size} bytes, more than replay_max_body ({self.settings.max_body})"
+            logger.warning("replay: %s %s", self._url(plan), why)
+            return why
         # The redaction patterns of the rules in force now (a reload is never read from the
         # commit thread).
         patterns = self._ruleset.settings.redact if self._ruleset is not None else ()
@@ -297,9 +304,10 @@ class Engine:
             self._committer.submit(self._commit, plan, recording, ttfb, patterns)
         except RuntimeError:  # closed: the proxy is stopping
             logger.warning("replay: %s not stored: the proxy is stopping", self._url(plan))
-            return
+            return "not stored: the proxy is stopping"
         counter = (plan.key.namespace, plan.key.fingerprint)
         self._recorded[counter] = max(self._recorded.get(counter, -1), plan.key.occurrence)
+        return None
 
     def _commit(
         self,

@@ -622,7 +622,7 @@ class Store:
             if known not in self._before:  # first write of this fingerprint in this run
                 shard = os.path.dirname(job.path)
                 self._before[known] = _signatures(shard, key.fingerprint)
-            write_atomically(Path(job.path), encode(job.ri))
+            write_atomically(Path(job.path), encode(job.ri, limit=self.max_body))
             with contextlib.suppress(OSError):
                 self._wrote.setdefault(known, {})[key.occurrence] = _signature(os.lstat(job.path))
         except (OSError, ValueError) as exc:

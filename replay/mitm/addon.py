@@ -384,8 +384,10 @@ class ReplayAddon:
         """Commit a recording: whole (the client may have left after the end), or marked
         incomplete, which replays as a miss (the report says `error`)."""
         assert isinstance(state.plan, Forward)
-        state.engine.commit(state.plan, recording, state.ttfb)
-        if recording.complete:
+        refused = state.engine.commit(state.plan, recording, state.ttfb)
+        if refused is not None:
+            state.outcome, state.detail = Outcome.FORWARDED, refused
+        elif recording.complete:
             if reason is not None:
                 state.detail = f"complete; then {reason}"
         else:
