@@ -91,10 +91,10 @@ class Gate:
         self.opened = threading.Event()
         real = codec.encode
 
-        def encode(ri: RedactedInteraction) -> bytes:
+        def encode(ri: RedactedInteraction, **kwargs: Any) -> bytes:
             self.entered.set()
             assert self.opened.wait(30), "gate never opened"
-            return real(ri)
+            return real(ri, **kwargs)
 
         monkeypatch.setattr(store_module, "encode", encode)
 
@@ -426,7 +426,7 @@ def test_an_unwritable_root_is_logged_never_raised(
 def test_a_bug_in_the_writer_is_logged_and_does_not_hang_flush(
     store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def broken(ri: RedactedInteraction) -> bytes:
+    def broken(ri: RedactedInteraction, **kwargs: Any) -> bytes:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(store_module, "encode", broken)
