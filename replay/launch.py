@@ -69,7 +69,7 @@ class ProxyProcess:
         timeout: float = 30.0,
     ) -> ProxyProcess:
         """Start mitmdump on 127.0.0.1:`port` (0: any free port) with `args`; return once it
-        listens and the addon said it is ready. Raises ProxyStartError with mitmdump's own reason when it does not."""
+        listens and the addon said it is ready; ProxyStartError with mitmdump's reason if not."""
         cmd = [sys.executable, *MITMDUMP, "--listen-host", "127.0.0.1", "-p", str(port), *args]
         child_env = {**(env if env is not None else os.environ), "PYTHONUNBUFFERED": "1"}
         with log.open("wb") as out:

@@ -11,6 +11,7 @@ import click
 
 from replay import __version__
 from replay.cli.common import ReplayGroup
+from replay.cli.inspect import ls, show, stats
 from replay.cli.run import addon, env, run
 
 
@@ -20,5 +21,5 @@ def main() -> None:
     """Record-and-replay cassette proxy for LLM provider APIs."""
 
 
-for _command in (addon, env, run):
+for _command in (addon, env, run, ls, show, stats):
     main.add_command(_command)

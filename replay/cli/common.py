@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
@@ -21,8 +21,6 @@ from replay.codec import decode
 from replay.errors import CorruptEntry, ReplayError
 from replay.models import Interaction, Key
 from replay.store import Store
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Problem(click.ClickException):
@@ -63,7 +61,7 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def dir_option(f: F) -> F:
+def dir_option[F: Callable[..., Any]](f: F) -> F:
     return click.option(
         "--dir",
         "store_dir",
@@ -74,11 +72,11 @@ def dir_option(f: F) -> F:
     )(f)
 
 
-def namespace_option(f: F) -> F:
+def namespace_option[F: Callable[..., Any]](f: F) -> F:
     return click.option("--namespace", metavar="NAME", help="Only this namespace.")(f)
 
 
-def json_option(f: F) -> F:
+def json_option[F: Callable[..., Any]](f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")(f)
 
 

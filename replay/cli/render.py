@@ -12,14 +12,13 @@ import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import click
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-
-T = TypeVar("T")
 
 
 def rich_stdout() -> bool:
@@ -31,7 +30,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
     """Print rows under headers: a rich table on a terminal, aligned plain text elsewhere."""
     cells = [[_cell(v) for v in row] for row in rows]
     if rich_stdout():
-        t = Table(*headers, header_style="bold", show_edge=False, pad_edge=False)
+        t = Table(*headers, box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
         for row in cells:
             t.add_row(*row)
         Console().print(t)
@@ -55,7 +54,7 @@ def json_line(obj: Any) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str))
 
 
-def progress(items: Iterable[T], total: int | None, description: str) -> Iterator[T]:
+def progress[T](items: Iterable[T], total: int | None, description: str) -> Iterator[T]:
     """`items`, with a progress bar on stderr when stderr is a terminal."""
     if not sys.stderr.isatty() or os.environ.get("NO_COLOR"):
         yield from items

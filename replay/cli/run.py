@@ -10,6 +10,7 @@ summary from the run's report on stderr (replay.summary) and exits with the comm
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -189,10 +190,8 @@ def _run_child(command: tuple[str, ...], env: dict[str, str]) -> int:
     def forward(signum: int, frame: FrameType | None) -> None:
         if signum == signal.SIGINT and not own_group:
             return  # the terminal sent it to the whole group, the command included
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, signum) if own_group else child.send_signal(signum)
-        except ProcessLookupError:
-            pass
 
     previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
     try:
