@@ -13,6 +13,7 @@ from replay import __version__
 from replay.cli.common import ReplayGroup
 from replay.cli.inspect import ls, show, stats
 from replay.cli.run import addon, env, run
+from replay.cli.verify import verify
 
 
 @click.group(cls=ReplayGroup)
@@ -21,5 +22,5 @@ def main() -> None:
     """Record-and-replay cassette proxy for LLM provider APIs."""
 
 
-for _command in (addon, env, run, ls, show, stats):
+for _command in (addon, env, run, ls, show, stats, verify):
     main.add_command(_command)

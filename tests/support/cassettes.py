@@ -97,3 +97,18 @@ def write(root: Path, interactions: Iterable[Interaction]) -> list[Path]:
             store.put(redact(i))
             paths.append(store.path_for(i.key))
     return paths
+
+
+def write_unredacted(root: Path, i: Interaction, name: str | None = None) -> Path:
+    """Write `i` as the codec would, but WITHOUT redaction (a store someone edited by hand,
+    or a tool that bypassed the proxy): what `replay verify` must catch."""
+    import zstandard
+
+    from replay.codec import dumps, to_document
+    from replay.store import entry_name
+
+    fp = i.key.fingerprint
+    path = root / i.key.namespace / fp[:2] / (name or entry_name(fp, i.key.occurrence))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(zstandard.ZstdCompressor().compress(dumps(to_document(i))))
+    return path
