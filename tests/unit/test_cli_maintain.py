@@ -79,7 +79,7 @@ def test_prune_keeps_what_the_reports_used(
     assert {
         line.split(str(root) + "/")[1]
         for line in dry.output.splitlines()
-        if "would remove " in line
+        if line.startswith("would remove ")
     } == doomed
     done = cli("prune", "--dir", str(root), "--report", str(r1), "--report", str(r2))
     assert done.exit_code == 0 and "removed 3 file(s)" in done.output
