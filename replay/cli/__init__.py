@@ -1,7 +1,8 @@
 """The `replay` command line (click): one module per group of commands.
 
 run.py (run, env, addon), inspect.py (ls, show, stats), verify.py (verify, over
-audit.py), maintain.py (prune, rm, init); common.py holds
+audit.py), maintain.py (prune, rm, init), convert.py
+(import, export); common.py holds
 the group, the shared options and the error handling (one line, exit 0/1/2), render.py the
 output (tables, progress bars, plain text when not a terminal or NO_COLOR).
 """
@@ -12,6 +13,7 @@ import click
 
 from replay import __version__
 from replay.cli.common import ReplayGroup
+from replay.cli.convert import export, import_
 from replay.cli.inspect import ls, show, stats
 from replay.cli.maintain import init, prune, rm
 from replay.cli.run import addon, env, run
@@ -24,5 +26,5 @@ def main() -> None:
     """Record-and-replay cassette proxy for LLM provider APIs."""
 
 
-for _command in (addon, env, run, ls, show, stats, verify, prune, rm, init):
+for _command in (addon, env, run, ls, show, stats, verify, prune, rm, init, import_, export):
     main.add_command(_command)
