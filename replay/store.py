@@ -26,7 +26,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from replay.codec import decode, encode, normalize
+import zstandard
+
+from replay.codec import decode, encode, newest_dictionary, normalize
 from replay.errors import BadNamespace, CorruptEntry, StoreError
 from replay.models import DEFAULT_NAMESPACE, Interaction, Key, RedactedInteraction
 
@@ -122,6 +124,8 @@ class Store:
         self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._retired: threading.Thread | None = None  # a closed writer still draining
+        self._dict_stamp: int | None = None
+        self._dict: zstandard.ZstdCompressionDict | None = None
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
@@ -411,7 +415,9 @@ class Store:
 
     def _write(self, job: _Write) -> None:
         try:
-            write_atomically(Path(job.path), encode(job.ri))
+            dictionary = self._dictionary()  # after `replay compact`: its newest dictionary
+            data = encode(job.ri) if dictionary is None else encode(job.ri, dictionary=dictionary)
+            write_atomically(Path(job.path), data)
         except (OSError, ValueError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             logger.error("cannot write cassette %s: %s (interaction dropped)", job.path, reason)
@@ -420,6 +426,17 @@ class Store:
                 if self._pending.get(job.key) is job.pending:
                     del self._pending[job.key]
                 self._forget(job.path)
+
+    def _dictionary(self) -> zstandard.ZstdCompressionDict | None:
+        """The store's newest `*.dict` (`replay compact`), looked up again only when the
+        root directory changed; called from the writer thread only."""
+        try:
+            stamp = os.stat(self._root).st_mtime_ns
+        except OSError:
+            return None
+        if stamp != self._dict_stamp:
+            self._dict_stamp, self._dict = stamp, newest_dictionary(self._root)
+        return self._dict
 
     def _remove_above(self, job: _RemoveAbove) -> None:
         shard = self.root / job.namespace / job.fingerprint[:2]

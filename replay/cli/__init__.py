@@ -2,7 +2,7 @@
 
 run.py (run, env, addon), inspect.py (ls, show, stats), verify.py (verify, over
 audit.py), maintain.py (prune, rm, init), convert.py
-(import, export); common.py holds
+(import, export), compact.py (compact); common.py holds
 the group, the shared options and the error handling (one line, exit 0/1/2), render.py the
 output (tables, progress bars, plain text when not a terminal or NO_COLOR).
 """
@@ -13,6 +13,7 @@ import click
 
 from replay import __version__
 from replay.cli.common import ReplayGroup
+from replay.cli.compact import compact
 from replay.cli.convert import export, import_
 from replay.cli.inspect import ls, show, stats
 from replay.cli.maintain import init, prune, rm
@@ -26,5 +27,19 @@ def main() -> None:
     """Record-and-replay cassette proxy for LLM provider APIs."""
 
 
-for _command in (addon, env, run, ls, show, stats, verify, prune, rm, init, import_, export):
+for _command in (
+    addon,
+    env,
+    run,
+    ls,
+    show,
+    stats,
+    verify,
+    prune,
+    rm,
+    init,
+    import_,
+    export,
+    compact,
+):
     main.add_command(_command)
