@@ -1,6 +1,9 @@
 """What every `replay` command shares: the group that turns errors into one line, the
 `--dir`/`--namespace`/`--json` options, opening a store, and reading its files one by one.
 
+Every option can also be given as an environment variable, REPLAY_<COMMAND>_<OPTION>
+(`REPLAY_LS_DIR=store`, `REPLAY_RUN_SET="a=1 b=2"`): click's automatic variables.
+
 Exit codes (SPEC.md): 0 fine, 1 the command found a problem (`Problem`), 2 a usage error
 (click's own, a missing store, a bad prefix). Nothing reaches the user as a traceback.
 """
@@ -36,6 +39,7 @@ class ReplayGroup(click.Group):
         self, args: list[str] | None = None, prog_name: str | None = None, **extra: Any
     ) -> None:
         extra.pop("standalone_mode", None)
+        extra.setdefault("auto_envvar_prefix", "REPLAY")  # REPLAY_<COMMAND>_<OPTION>
         try:
             code = super().main(args, prog_name, standalone_mode=False, **extra)
         except click.UsageError as e:

@@ -1,7 +1,7 @@
 """`replay ls`, `replay show` and `replay stats`: what a store holds, read file by file.
 
-Nothing here holds the whole store in memory: `ls` prints (or, for a table, keeps only the
-rows it shows), `stats` keeps counters, `show` finds its file by listing names only. A
+Nothing here holds the whole store in memory: `ls` prints row by row (a rich table on a
+terminal keeps its rows), `stats` keeps counters, `show` finds its file by listing names only. A
 corrupt file is named on stderr and makes the exit code 1; the others are still listed.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import json
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -126,20 +127,24 @@ def ls(
     store = open_store(store_dir)
     check_namespace(store, namespace)
     older, newer = _cutoff(older_than), _cutoff(newer_than)
-    corrupt, rows = 0, []
-    for entry in read_entries(store, namespace):
-        if entry.error is not None:
-            corrupt += 1
-            _report_corrupt(entry)
-        elif _selected(entry, host, model, older, newer):
-            if as_json:
-                render.json_line(row(entry))
-            else:
-                rows.append(_table_row(row(entry)))
-    if not as_json:
+    corrupt = 0
+
+    def selected() -> Iterator[dict[str, Any]]:
+        nonlocal corrupt
+        for entry in read_entries(store, namespace):
+            if entry.error is not None:
+                corrupt += 1
+                _report_corrupt(entry)
+            elif _selected(entry, host, model, older, newer):
+                yield row(entry)
+
+    if as_json:
+        for r in selected():
+            render.json_line(r)
+    else:
         headers = ["namespace", "fingerprint", "occ", "method", "host", "path", "model"]
         headers += ["status", "streamed", "chunks", "size", "recorded"]
-        render.table(headers, rows)
+        render.table(headers, (_table_row(r) for r in selected()))
     return 1 if corrupt else 0
 
 

@@ -1,8 +1,8 @@
 """How the command line shows things: tables, progress bars, sizes and ages, JSON lines.
 
 Owns the choice between rich output (a terminal, NO_COLOR unset) and plain text (a pipe, a
-file, NO_COLOR), so that every command prints the same way. Plain tables are columns
-separated by two spaces, never cut or wrapped; `--json` output is one object a line.
+file, NO_COLOR), so that every command prints the same way. Plain tables are tab-separated
+lines, never cut or wrapped, streamed row by row; `--json` output is one object a line.
 """
 
 from __future__ import annotations
@@ -27,19 +27,17 @@ def rich_stdout() -> bool:
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    """Print rows under headers: a rich table on a terminal, aligned plain text elsewhere."""
-    cells = [[_cell(v) for v in row] for row in rows]
+    """Print rows under headers: a rich table on a terminal; elsewhere tab-separated lines,
+    each printed as it comes (so a long listing never waits for, or holds, the whole store)."""
     if rich_stdout():
         t = Table(*headers, box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
-        for row in cells:
-            t.add_row(*row)
+        for row in rows:
+            t.add_row(*(_cell(v) for v in row))
         Console().print(t)
         return
-    widths = [len(h) for h in headers]
-    for row in cells:
-        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-    for row in [list(headers), *cells]:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    click.echo("\t".join(headers))
+    for row in rows:
+        click.echo("\t".join(_cell(v) for v in row))
 
 
 def _cell(value: object) -> str:

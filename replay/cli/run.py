@@ -111,7 +111,22 @@ def _set_pairs(values: tuple[str, ...]) -> list[str]:
 @click.option("--rules", type=click.Path(exists=True, dir_okay=False), help="Rules file.")
 @click.option("--strict", is_flag=True, help="Exit 1 on any miss, synthetic, forward, error.")
 @click.option("--report", type=click.Path(dir_okay=False), help="Keep the report here.")
-@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Any proxy option.")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    envvar="REPLAY_RUN_SET",
+    metavar="NAME=VALUE",
+    help="Any proxy option.",
+)
+@click.option(
+    "--script",
+    "scripts",
+    multiple=True,
+    envvar="REPLAY_RUN_SCRIPT",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Another mitmproxy script to load after the addon.",
+)
 @confdir_option
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run(
@@ -126,6 +141,7 @@ def run(
     strict: bool,
     report: str | None,
     sets: tuple[str, ...],
+    scripts: tuple[str, ...],
     confdir: str,
     command: tuple[str, ...],
 ) -> int:
@@ -135,7 +151,8 @@ def run(
             parse_speed(speed)
         except ConfigError as e:
             raise click.BadParameter(str(e), param_hint="--speed") from None
-    extra = _set_pairs(sets)
+    extra = [arg for script in scripts for arg in ("-s", str(Path(script).resolve()))]
+    extra += _set_pairs(sets)
     if upstream is not None:
         extra += ["--mode", f"reverse:{_checked_upstream(upstream)}"]
     bundle = _bundle(confdir)
