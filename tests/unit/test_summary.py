@@ -1,0 +1,55 @@
+"""The summary `replay run` prints from its report: counts, and each request a strict run
+refuses, with the optional `model` and `nearest` keys when the report has them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from replay.summary import describe, read_lines, summarize
+
+
+def test_counts_and_problems_from_an_offset(tmp_path: Path) -> None:
+    report = tmp_path / "r.jsonl"
+    old = {"outcome": "miss", "url": "https://old"}
+    report.write_text(json.dumps(old) + "\n")
+    offset = report.stat().st_size
+    lines = [
+        {"outcome": "hit", "method": "POST", "url": "https://a"},
+        {"outcome": "hit", "method": "POST", "url": "https://a"},
+        {"outcome": "synthetic", "method": "POST", "url": "https://b", "model": "gpt-4o"},
+        {"outcome": "recorded", "method": "POST", "url": "https://c"},
+    ]
+    with report.open("a") as f:
+        for line in lines:
+            f.write(json.dumps(line) + "\n")
+        f.write('{"outcome": "hi')  # cut by a crash
+    summary = summarize(read_lines(report, offset))
+    assert summary.counts_line() == "4 requests: 2 hit, 1 recorded, 1 synthetic"
+    assert [p["url"] for p in summary.problems] == ["https://b"]
+    assert summarize([]).counts_line() == "0 requests"
+    assert read_lines(tmp_path / "missing.jsonl") == []
+
+
+def test_describe_a_miss_with_its_nearest_recording() -> None:
+    line = {
+        "outcome": "miss",
+        "method": "POST",
+        "url": "https://api.openai.com/v1/chat/completions",
+        "fingerprint": "ab" * 32,
+        "occurrence": 0,
+        "status": 404,
+        "model": "gpt-4o-mini",
+        "nearest": {
+            "fingerprint": "cd" * 32,
+            "occurrence": 2,
+            "url": "https://api.openai.com/v1/chat/completions",
+            "field": "body.json.messages.0.content",
+        },
+    }
+    assert describe(line) == (
+        "miss POST https://api.openai.com/v1/chat/completions model=gpt-4o-mini status=404 "
+        "fp=abababababab#0 nearest=cdcdcdcdcdcd#2 differs at body.json.messages.0.content"
+    )
+    bare = {"outcome": "forwarded", "method": "GET", "url": "https://x", "detail": "rules: r1"}
+    assert describe(bare) == "forwarded GET https://x (rules: r1)"
