@@ -46,6 +46,18 @@ def _last_error(log: Path) -> str:
     return re.sub(r"^(\[[0-9:.]+\] )?([a-z_.]+\.)?[A-Za-z]*Error: ", "", line)
 
 
+def terminate(proc: subprocess.Popen[bytes], timeout: float) -> int:
+    """Stop `proc` by its pid: SIGTERM, then SIGKILL after `timeout` s; its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+    return proc.returncode
+
+
 @dataclass
 class ProxyProcess:
     """A running mitmdump; `port` is where it listens on 127.0.0.1."""
@@ -97,14 +109,7 @@ class ProxyProcess:
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM (the addon drains its writes), then SIGKILL after `timeout`; the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout)
-        return self.proc.returncode
+        return terminate(self.proc, timeout)
 
     def last_error(self) -> str:
         return _last_error(self.log)

@@ -69,40 +69,22 @@ def test_openai_chat_text_and_tool_calls_across_chunk_boundaries() -> None:
     assert t.events[-1].offset == 0.02
 
 
+def block(kind: str, index: int, **data: object) -> dict[str, object]:
+    """An Anthropic content_block_* event."""
+    return {"type": f"content_block_{kind}", "index": index, **data}
+
+
 def test_anthropic_text_and_tool_use() -> None:
+    tool = {"type": "tool_use", "id": "tu_1", "name": "calc"}
     t = stream_of(
         sse(
             {"type": "message_start", "message": {}},
-            {
-                "type": "content_block_start",
-                "index": 0,
-                "content_block": {"type": "text", "text": ""},
-            },
-            {
-                "type": "content_block_delta",
-                "index": 0,
-                "delta": {"type": "text_delta", "text": "Hi "},
-            },
-            {
-                "type": "content_block_delta",
-                "index": 0,
-                "delta": {"type": "text_delta", "text": "there"},
-            },
-            {
-                "type": "content_block_start",
-                "index": 1,
-                "content_block": {"type": "tool_use", "id": "tu_1", "name": "calc"},
-            },
-            {
-                "type": "content_block_delta",
-                "index": 1,
-                "delta": {"type": "input_json_delta", "partial_json": '{"x":'},
-            },
-            {
-                "type": "content_block_delta",
-                "index": 1,
-                "delta": {"type": "input_json_delta", "partial_json": "1}"},
-            },
+            block("start", 0, content_block={"type": "text", "text": ""}),
+            block("delta", 0, delta={"type": "text_delta", "text": "Hi "}),
+            block("delta", 0, delta={"type": "text_delta", "text": "there"}),
+            block("start", 1, content_block=tool),
+            block("delta", 1, delta={"type": "input_json_delta", "partial_json": '{"x":'}),
+            block("delta", 1, delta={"type": "input_json_delta", "partial_json": "1}"}),
             {"type": "message_stop"},
             named=True,
         )
