@@ -92,7 +92,7 @@ def export(store_dir: str, namespace: str | None) -> int:
     store = open_store(store_dir)
     check_namespace(store, namespace)
     corrupt = 0
-    for entry in read_entries(store, namespace):
+    for entry in render.progress(read_entries(store, namespace), None, "exporting"):
         if entry.interaction is None:
             corrupt += 1
             assert entry.error is not None
