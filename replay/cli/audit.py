@@ -105,12 +105,14 @@ class Auditor:
     def _interaction_checks(self, path: Path, data: bytes) -> list[Finding]:
         findings: list[Finding] = []
         try:
-            document = json.loads(decompress(data, str(path)))
+            raw = decompress(data, str(path))
+            document = json.loads(raw)
         except CorruptEntry as e:
             return [*findings, Finding(path, "corrupt", "", e.reason)]
         except ValueError as e:
             return [*findings, Finding(path, "corrupt", "", f"not JSON: {e}")]
-        findings += self._document_secrets(path, document)
+        if self._suspect(path, raw, document):  # most files are clean: one pass decides
+            findings += self._document_secrets(path, document)
         try:
             interaction = from_document(document, str(path))
         except FormatVersionError as e:
@@ -166,6 +168,22 @@ class Auditor:
     def _allowed(self, secret: str) -> bool:
         return any(p.search(secret) for p in self.settings.verify_allow)
 
+    def _suspect(self, path: Path, raw: bytes, document: object) -> bool:
+        """Whether the document may hold a secret: the whole text, its base64 fields and
+        base64-looking tokens scanned at once (the per-field walk then names the fields)."""
+        if self._secrets(path, raw, ""):
+            return True
+        for value in _base64_fields(document):
+            decoded = _b64(value)
+            if decoded is not None and self._secrets(path, decoded, ""):
+                return True
+        text = raw.decode("utf-8", "replace")
+        for token in _BASE64ISH.findall(text):
+            decoded = _b64(token)
+            if decoded is not None and self._secrets(path, decoded, ""):
+                return True
+        return False
+
     def _document_secrets(self, path: Path, document: object) -> list[Finding]:
         out: list[Finding] = []
         for where, value in _strings(document, ""):
@@ -197,6 +215,19 @@ def _user_redacted(i: Interaction) -> bool:
     r = i.request
     texts = [r.path, *(v for _, v in r.query), *(v for _, v in r.headers)]
     return USER_PLACEHOLDER.encode() in r.body or any(USER_PLACEHOLDER in t for t in texts)
+
+
+def _base64_fields(document: object) -> Iterator[str]:
+    """The `base64` values of a version 1 document: the request body and response chunks."""
+    if not isinstance(document, dict):
+        return
+    request, response = document.get("request"), document.get("response")
+    parts = [request.get("body")] if isinstance(request, dict) else []
+    if isinstance(response, dict) and isinstance(response.get("chunks"), list):
+        parts += response["chunks"]
+    for part in parts:
+        if isinstance(part, dict) and isinstance(part.get("base64"), str):
+            yield part["base64"]
 
 
 def _strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
