@@ -81,6 +81,8 @@ def describe(line: dict[str, Any]) -> str:
     nearest = line.get("nearest")
     if isinstance(nearest, dict) and nearest.get("fingerprint"):
         near = f"nearest={str(nearest['fingerprint'])[:12]}#{nearest.get('occurrence', 0)}"
+        if nearest.get("url") and nearest.get("url") != line.get("url"):
+            near += f" ({nearest['url']})"
         if nearest.get("field"):
             near += f" differs at {nearest['field']}"
         parts.append(near)

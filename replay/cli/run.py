@@ -219,11 +219,18 @@ def _run_child(command: tuple[str, ...], env: dict[str, str]) -> int:
     return 128 - code if code < 0 else code
 
 
+SUMMARY_LINES = 20
+"""Problems listed in the summary (one screen); the report file has them all."""
+
+
 def _summarize(lines: list[dict[str, object]], code: int, strict: bool) -> int:
     summary = summarize(lines)
     click.echo(f"replay: {summary.counts_line()}", err=True)
-    for line in summary.problems:
+    for line in summary.problems[:SUMMARY_LINES]:
         click.echo(f"  {describe(line)}", err=True)
+    if len(summary.problems) > SUMMARY_LINES:
+        more = len(summary.problems) - SUMMARY_LINES
+        click.echo(f"  ... and {more} more (all of them: --report FILE)", err=True)
     if strict and summary.problems and code == 0:
         click.echo(
             f"replay: --strict: {len(summary.problems)} request(s) not served from the store",

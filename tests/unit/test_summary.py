@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from replay.summary import describe, read_lines, summarize
 
 
@@ -53,3 +55,28 @@ def test_describe_a_miss_with_its_nearest_recording() -> None:
     )
     bare = {"outcome": "forwarded", "method": "GET", "url": "https://x", "detail": "rules: r1"}
     assert describe(bare) == "forwarded GET https://x (rules: r1)"
+
+
+def test_a_nearest_recording_elsewhere_shows_its_url() -> None:
+    line = {
+        "outcome": "miss",
+        "method": "GET",
+        "url": "https://h/v1/models/a",
+        "nearest": {"fingerprint": "ef" * 32, "occurrence": 0, "url": "https://h/v1/models/b"},
+    }
+    assert (
+        describe(line)
+        == "miss GET https://h/v1/models/a nearest=efefefefefef#0 (https://h/v1/models/b)"
+    )
+
+
+def test_the_run_summary_fits_a_screen(capsys: pytest.CaptureFixture[str]) -> None:
+    from replay.cli.run import SUMMARY_LINES, _summarize
+
+    lines = [{"outcome": "synthetic", "method": "POST", "url": f"https://h/{n}"} for n in range(50)]
+    code = _summarize(lines, 0, strict=True)
+    text = capsys.readouterr().err
+    assert code == 1
+    listed = [ln for ln in text.splitlines() if ln.startswith("  synthetic")]
+    assert len(listed) == SUMMARY_LINES
+    assert "... and 30 more" in text and "--strict: 50 request(s)" in text
