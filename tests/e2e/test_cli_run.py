@@ -31,6 +31,7 @@ CHILD = textwrap.dedent(
         sys.exit(42)
 
     signal.signal(signal.SIGINT, on_sigint)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(43))
     question, code, marker = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     client = openai.OpenAI(api_key="test-key", max_retries=0)
     try:
@@ -139,10 +140,7 @@ def test_sigint_reaches_the_command_and_the_recording_is_drained(
     env = subprocess_env({"PYTHONUNBUFFERED": "1"})
     proc = subprocess.Popen(replay_cmd(*args), env=env, stdout=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.05)
-        assert marker.exists(), "the command never made its request"
+        wait_for(marker, proc)
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
     finally:
@@ -154,6 +152,33 @@ def test_sigint_reaches_the_command_and_the_recording_is_drained(
     [(path, key)] = list(Store(store).entries())
     assert key.occurrence == 0 and path.stat().st_size > 0
     assert [r.path for r in fake_upstream.requests] == ["/v1/chat/completions"]
+
+
+def wait_for(marker: Path, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert marker.exists(), "the command never made its request"
+
+
+def test_sigterm_is_forwarded_and_the_summary_still_printed(
+    store: Path, child: Path, confdir: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "asked"
+    args = ["--dir", str(store), "--confdir", str(confdir), "--"]
+    cmd = replay_cmd(*args, sys.executable, str(child), "What is 2+2?", "0", str(marker))
+    env = subprocess_env({"PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(marker, proc)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 43
+    assert "ANSWER: Four." in out and "replay: 1 request: 1 hit" in err
 
 
 def test_a_proxy_that_cannot_start_is_one_line(confdir: Path, tmp_path: Path) -> None:
