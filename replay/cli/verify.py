@@ -13,7 +13,6 @@ from replay.cli import render
 from replay.cli.audit import Auditor, Finding, store_files
 from replay.cli.common import check_namespace, dir_option, json_option, namespace_option, open_store
 from replay.errors import ReplayError
-from replay.rules import load_rules
 
 
 @click.command()
@@ -29,6 +28,8 @@ def verify(store_dir: str, namespace: str | None, rules: str | None, as_json: bo
     """Check every file of a store: it decodes, its name matches, no credential is in it."""
     store = open_store(store_dir)
     check_namespace(store, namespace)
+    from replay.rules import load_rules  # the YAML parser only when a rules file is given
+
     try:
         settings = load_rules(rules).settings if rules else None
     except ReplayError as e:
