@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import os
 import re
@@ -27,7 +28,7 @@ from replay.codec import decompress, from_document
 from replay.errors import CorruptEntry, FormatVersionError
 from replay.fingerprint import FINGERPRINT_VERSION, FingerprintPolicy, fingerprint
 from replay.models import Interaction
-from replay.redact import USER_PLACEHOLDER, scan
+from replay.redact import USER_PLACEHOLDER, SecretFinding, scan, unescape_ascii
 from replay.rules_schema import RuleSettings
 from replay.store import parse_entry_name
 
@@ -75,7 +76,6 @@ class Auditor:
 
     def __init__(self, settings: RuleSettings | None = None) -> None:
         self.settings = settings or RuleSettings()
-        self.normalize = tuple((n.pattern, n.replace) for n in self.settings.normalize)
 
     def check(self, path: Path, is_interaction: bool) -> list[Finding]:
         try:
@@ -139,8 +139,9 @@ class Auditor:
                 f"{FINGERPRINT_VERSION} (record it again)"
             )
             out.append(Finding(path, "fingerprint-version", "fingerprint.version", msg))
-        elif not _user_redacted(i):
-            policy = FingerprintPolicy(ignore=i.ignore, normalize=self.normalize)
+        else:
+            s = self.settings
+            policy = FingerprintPolicy(ignore=i.ignore, normalize=s.normalize, redact=s.redact)
             actual = fingerprint(i.request, policy).hex
             if actual != i.key.fingerprint:
                 msg = f"the stored request hashes to {actual[:12]}…, not {i.key.fingerprint[:12]}…"
@@ -152,8 +153,7 @@ class Auditor:
     def _secrets(self, path: Path, data: bytes, where: str) -> list[Finding]:
         out = []
         for finding in scan(data):
-            secret = data[finding.offset : finding.offset + finding.length]
-            if not self._allowed(secret.decode("ascii", "replace")):
+            if not self._allowed(_secret_of(data, finding)):
                 msg = f"{finding.kind} {finding.excerpt}"
                 out.append(Finding(path, finding.kind, where, msg, secret=True))
         text = data.decode("utf-8", "replace")
@@ -210,11 +210,28 @@ class Auditor:
         return self._secrets(path, body, f"response.body ({coding}-decoded)")
 
 
-def _user_redacted(i: Interaction) -> bool:
-    """A request changed by the rules file's own patterns no longer hashes to its name."""
-    r = i.request
-    texts = [r.path, *(v for _, v in r.query), *(v for _, v in r.headers)]
-    return USER_PLACEHOLDER.encode() in r.body or any(USER_PLACEHOLDER in t for t in texts)
+def _views(data: bytes) -> Iterator[bytes]:
+    """The views `scan` may have found a secret in: raw, content-decoded, unescaped."""
+    yield data
+    yield unescape_ascii(data)
+    coding = {b"\x1f\x8b": "gzip", b"\x28\xb5": "zstd"}.get(data[:2])
+    if coding:
+        try:
+            decoded = decode_content(data, coding)
+        except Exception:
+            return
+        yield decoded
+        yield unescape_ascii(decoded)
+
+
+def _secret_of(data: bytes, finding: SecretFinding) -> str:
+    """The secret text of a finding (for the allow-list only; never printed), found again in
+    the view that `scan` names by its offset and checked against its hash."""
+    for view in _views(data):
+        candidate = view[finding.offset : finding.offset + finding.length]
+        if hashlib.sha256(candidate).hexdigest()[:16] == finding.secret_hash:
+            return candidate.decode("ascii", "replace")
+    return ""
 
 
 def _base64_fields(document: object) -> Iterator[str]:

@@ -59,7 +59,11 @@ def read(path: Path, fmt: str) -> list[Exchange]:
 @click.option("--namespace", default="default", show_default=True, metavar="NAME")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True)
 def import_(files: tuple[Path, ...], store_dir: str, namespace: str, fmt: str) -> None:
-    """Store VCR.py cassettes, HAR files or mitmproxy flow files as replay interactions."""
+    """Store VCR.py cassettes, HAR files or mitmproxy flow files as replay interactions.
+
+    Each file's identical requests are numbered 0, 1, 2... as a recording run numbers
+    them, replacing what the namespace held under the same keys.
+    """
     try:
         valid_namespace(namespace)
     except ConfigError as e:

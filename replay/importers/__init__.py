@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from replay import __version__
-from replay.canonical import decoded_request
 from replay.fingerprint import FINGERPRINT_VERSION, FingerprintPolicy, fingerprint
-from replay.hosts import model_of, provider_of
 from replay.models import Chunk, Headers, Interaction, Key, Provenance, Request, ResponseHead
+from replay.prepared import Prepared
 
 
 class ImportFormatError(ValueError):
@@ -83,20 +82,20 @@ def interactions(
         fp = fingerprint(ex.request, policy).hex
         occurrence = seen[fp]
         seen[fp] += 1
-        stored = decoded_request(ex.request)
+        prepared = Prepared(ex.request, namespace)  # decoded and routed as the engine does
         yield Interaction(
             key=Key(namespace, fp, occurrence),
             fingerprint_version=FINGERPRINT_VERSION,
             ignore=(),
-            request=stored,
+            request=prepared.decoded,
             response=ResponseHead(ex.status, ex.reason, ex.http_version, ex.headers),
             ttfb=ex.ttfb,
             chunks=_chunks(ex),
             complete=True,
             provenance=Provenance(
                 recorded_at=ex.recorded_at or now,
-                provider=provider_of(ex.request),
-                model=model_of(ex.request, stored.body),
+                provider=prepared.provider,
+                model=prepared.model,
                 user_agent=ex.request.header("user-agent"),
                 upstream_status=ex.status,
                 tool_version=f"{__version__} (imported from {source})",
