@@ -1,10 +1,10 @@
 """What a run did, read back from its `replay_report` JSON Lines file.
 
-Owns the summary of `replay run` (and of anything else that reads a report): counts per
-outcome, and the requests that a strict run refuses (a miss, a synthetic answer, a forward
-or an error), each described on one line with its URL, model and, for a miss, the nearest
-recording and the first differing field when the report names them. Lines that are not
-JSON objects are skipped (a report cut by a crash ends with a partial line).
+Owns reading a report (from a byte offset, so a report file shared by several runs gives one
+run's lines; lines that are not JSON objects, such as a last line cut by a crash, are
+skipped) and the summary `replay run` prints: counts per outcome, and the notable requests
+(`report.NOTABLE`: a miss, a synthetic answer, a forward or an error, which `--strict`
+refuses), each described by `report.describe` exactly as the proxy's own stop summary does.
 """
 
 from __future__ import annotations
@@ -15,16 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from replay.report import NOTABLE, ReportLine
+
 OUTCOMES = ("hit", "recorded", "forwarded", "synthetic", "miss", "error")
-STRICT_OUTCOMES = frozenset({"miss", "synthetic", "forwarded", "error"})
-"""Outcomes that fail `--strict` (and `replay_strict`)."""
+_NEAREST_KEYS = ("fingerprint", "occurrence", "field")
 
 
 @dataclass
 class RunSummary:
     counts: Counter[str] = field(default_factory=Counter)
-    problems: list[dict[str, Any]] = field(default_factory=list)
-    """The report lines whose outcome is in STRICT_OUTCOMES, in order."""
+    problems: list[ReportLine] = field(default_factory=list)
+    """The notable lines, in order."""
 
     @property
     def total(self) -> int:
@@ -58,34 +59,32 @@ def read_lines(path: Path, offset: int = 0) -> list[dict[str, Any]]:
     return lines
 
 
+def report_line(obj: dict[str, Any]) -> ReportLine:
+    """A decoded report line as the writer's `ReportLine` (missing or odd values defaulted)."""
+    nearest = obj.get("nearest")
+    if not isinstance(nearest, dict) or not all(k in nearest for k in _NEAREST_KEYS):
+        nearest = None
+    status, occurrence = obj.get("status"), obj.get("occurrence")
+    return ReportLine(
+        method=str(obj.get("method", "")),
+        url=str(obj.get("url", "")),
+        namespace=str(obj.get("namespace", "")),
+        fingerprint=str(obj.get("fingerprint") or ""),
+        occurrence=occurrence if isinstance(occurrence, int) else 0,
+        outcome=str(obj.get("outcome", "?")),
+        status=status if isinstance(status, int) else None,
+        duration_ms=float(obj.get("duration_ms") or 0),
+        detail=str(obj["detail"]) if obj.get("detail") else None,
+        model=str(obj["model"]) if obj.get("model") else None,
+        nearest=nearest,
+    )
+
+
 def summarize(lines: list[dict[str, Any]]) -> RunSummary:
     summary = RunSummary()
-    for line in lines:
-        outcome = str(line.get("outcome", "?"))
-        summary.counts[outcome] += 1
-        if outcome in STRICT_OUTCOMES:
+    for obj in lines:
+        line = report_line(obj)
+        summary.counts[line.outcome] += 1
+        if line.outcome in NOTABLE:
             summary.problems.append(line)
     return summary
-
-
-def describe(line: dict[str, Any]) -> str:
-    """One line for a report line: outcome, method, URL, model, status, nearest, detail."""
-    parts = [str(line.get("outcome", "?")), str(line.get("method", "")), str(line.get("url", ""))]
-    if line.get("model"):
-        parts.append(f"model={line['model']}")
-    if line.get("status") is not None:
-        parts.append(f"status={line['status']}")
-    fp = str(line.get("fingerprint") or "")
-    if fp:
-        parts.append(f"fp={fp[:12]}#{line.get('occurrence', 0)}")
-    nearest = line.get("nearest")
-    if isinstance(nearest, dict) and nearest.get("fingerprint"):
-        near = f"nearest={str(nearest['fingerprint'])[:12]}#{nearest.get('occurrence', 0)}"
-        if nearest.get("url") and nearest.get("url") != line.get("url"):
-            near += f" ({nearest['url']})"
-        if nearest.get("field"):
-            near += f" differs at {nearest['field']}"
-        parts.append(near)
-    if line.get("detail"):
-        parts.append(f"({line['detail']})")
-    return " ".join(p for p in parts if p)

@@ -27,7 +27,8 @@ from replay.cli.render import json_line
 from replay.config import OPTION_NAMES, MissPolicy, Mode, parse_speed
 from replay.errors import ConfigError
 from replay.launch import ADDON_SCRIPT, ProxyProcess, ProxyStartError
-from replay.summary import describe, read_lines, summarize
+from replay.report import describe
+from replay.summary import read_lines, summarize
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 DEFAULT_CONFDIR = "~/.mitmproxy"

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from replay.summary import describe, read_lines, summarize
+from replay.report import describe
+from replay.summary import read_lines, summarize
 
 
 def test_counts_and_problems_from_an_offset(tmp_path: Path) -> None:
@@ -28,16 +29,17 @@ def test_counts_and_problems_from_an_offset(tmp_path: Path) -> None:
         f.write('{"outcome": "hi')  # cut by a crash
     summary = summarize(read_lines(report, offset))
     assert summary.counts_line() == "4 requests: 2 hit, 1 recorded, 1 synthetic"
-    assert [p["url"] for p in summary.problems] == ["https://b"]
+    assert [p.url for p in summary.problems] == ["https://b"]
     assert summarize([]).counts_line() == "0 requests"
     assert read_lines(tmp_path / "missing.jsonl") == []
 
 
-def test_describe_a_miss_with_its_nearest_recording() -> None:
+def test_a_miss_is_described_as_the_proxy_describes_it() -> None:
     line = {
         "outcome": "miss",
         "method": "POST",
         "url": "https://api.openai.com/v1/chat/completions",
+        "namespace": "default",
         "fingerprint": "ab" * 32,
         "occurrence": 0,
         "status": 404,
@@ -49,25 +51,14 @@ def test_describe_a_miss_with_its_nearest_recording() -> None:
             "field": "body.json.messages.0.content",
         },
     }
-    assert describe(line) == (
-        "miss POST https://api.openai.com/v1/chat/completions model=gpt-4o-mini status=404 "
-        "fp=abababababab#0 nearest=cdcdcdcdcdcd#2 differs at body.json.messages.0.content"
+    [problem] = summarize([line]).problems
+    assert describe(problem) == (
+        "miss POST https://api.openai.com/v1/chat/completions (gpt-4o-mini) "
+        "default/abababababab#0; nearest cdcdcdcdcdcd#2, "
+        "first difference: body.json.messages.0.content"
     )
-    bare = {"outcome": "forwarded", "method": "GET", "url": "https://x", "detail": "rules: r1"}
-    assert describe(bare) == "forwarded GET https://x (rules: r1)"
-
-
-def test_a_nearest_recording_elsewhere_shows_its_url() -> None:
-    line = {
-        "outcome": "miss",
-        "method": "GET",
-        "url": "https://h/v1/models/a",
-        "nearest": {"fingerprint": "ef" * 32, "occurrence": 0, "url": "https://h/v1/models/b"},
-    }
-    assert (
-        describe(line)
-        == "miss GET https://h/v1/models/a nearest=efefefefefef#0 (https://h/v1/models/b)"
-    )
+    odd = summarize([{"outcome": "error", "occurrence": "x", "nearest": {"fingerprint": 1}}])
+    assert odd.problems[0].occurrence == 0 and odd.problems[0].nearest is None
 
 
 def test_the_run_summary_fits_a_screen(capsys: pytest.CaptureFixture[str]) -> None:
