@@ -111,6 +111,25 @@ def test_a_miss_is_summarised_and_fails_strict(
     assert failing.returncode == 5
 
 
+def interrupted(cmd: list[str], marker: Path, signum: int) -> tuple[int, str, str]:
+    """Run `replay run` until its command made its request (`marker`), send it `signum`;
+    (exit code, stdout, stderr)."""
+    env = subprocess_env({"PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert marker.exists(), "the command never made its request"
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, out, err
+
+
 def test_sigint_reaches_the_command_and_the_recording_is_drained(
     child: Path,
     confdir: Path,
@@ -137,28 +156,12 @@ def test_sigint_reaches_the_command_and_the_recording_is_drained(
         "0",
         str(marker),
     ]
-    env = subprocess_env({"PYTHONUNBUFFERED": "1"})
-    proc = subprocess.Popen(replay_cmd(*args), env=env, stdout=subprocess.PIPE, text=True)
-    try:
-        wait_for(marker, proc)
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 42  # the child's SIGINT handler ran, its code came back
+    code, out, _ = interrupted(replay_cmd(*args), marker, signal.SIGINT)
+    assert code == 42  # the child's SIGINT handler ran, its code came back
     assert "ANSWER:" in out
     [(path, key)] = list(Store(store).entries())
     assert key.occurrence == 0 and path.stat().st_size > 0
     assert [r.path for r in fake_upstream.requests] == ["/v1/chat/completions"]
-
-
-def wait_for(marker: Path, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 30
-    while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    assert marker.exists(), "the command never made its request"
 
 
 def test_sigterm_is_forwarded_and_the_summary_still_printed(
@@ -167,17 +170,8 @@ def test_sigterm_is_forwarded_and_the_summary_still_printed(
     marker = tmp_path / "asked"
     args = ["--dir", str(store), "--confdir", str(confdir), "--"]
     cmd = replay_cmd(*args, sys.executable, str(child), "What is 2+2?", "0", str(marker))
-    env = subprocess_env({"PYTHONUNBUFFERED": "1"})
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for(marker, proc)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 43
+    code, out, err = interrupted(cmd, marker, signal.SIGTERM)
+    assert code == 43
     assert "ANSWER: Four." in out and "replay: 1 request: 1 hit" in err
 
 
