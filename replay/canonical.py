@@ -23,10 +23,13 @@ from decimal import Decimal
 from email.message import Message
 from email.utils import collapse_rfc2231_value
 from itertools import accumulate, repeat
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from replay.errors import BodyTooLarge, JsonTooDeep
 from replay.models import Request, without_headers
+
+if TYPE_CHECKING:
+    from zstandard import ZstdCompressionDict
 
 MAX_JSON_DEPTH = 256
 """JSON nested deeper than this is not treated as JSON (it is keyed as text)."""
@@ -147,8 +150,9 @@ def _inflate(body: bytes, limit: int) -> bytes:
         return _zlib_capped(body, limit, -zlib.MAX_WBITS, members=False)
 
 
-def unzstd(body: bytes, limit: int) -> bytes:
-    """Every zstd frame of `body` (back to back, each may lack a content size), capped.
+def unzstd(body: bytes, limit: int, dictionary: ZstdCompressionDict | None = None) -> bytes:
+    """Every zstd frame of `body` (back to back, each may lack a content size), capped;
+    frames that name a dictionary need it as `dictionary` (`replay compact`).
 
     Raises BodyTooLarge once the output passes `limit` bytes, ValueError on a truncated or
     bad frame. The input is fed in slices small enough that one step cannot produce more
@@ -164,7 +168,7 @@ def unzstd(body: bytes, limit: int) -> bytes:
         while rest:  # one decompressobj per frame
             if rest[:4] != _ZSTD_MAGIC:
                 raise ValueError(f"not a zstd frame at byte {len(body) - len(rest)}")
-            d = zstandard.ZstdDecompressor().decompressobj()
+            d = zstandard.ZstdDecompressor(dict_data=dictionary).decompressobj()
             pos = 0
             while not d.eof:
                 if pos >= len(rest):

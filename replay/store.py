@@ -47,8 +47,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import zstandard
+
 from replay.canonical import DEFAULT_MAX_BODY
-from replay.codec import decode, encode, normalize
+from replay.codec import decode, encode, newest_dictionary, normalize
 from replay.errors import BadNamespace, CorruptEntry, StoreError, StoreLocked
 from replay.models import DEFAULT_NAMESPACE, Interaction, Key, RedactedInteraction
 
@@ -213,6 +215,8 @@ class Store:
         """(namespace, fp) -> its files when this run first wrote it (see remove_above)."""
         self._wrote: dict[tuple[str, str], dict[int, _Signature]] = {}
         """(namespace, fp) -> the files this run wrote, as written."""
+        self._dict_stamp: int | None = None
+        self._dict: zstandard.ZstdCompressionDict | None = None
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
@@ -622,7 +626,9 @@ class Store:
             if known not in self._before:  # first write of this fingerprint in this run
                 shard = os.path.dirname(job.path)
                 self._before[known] = _signatures(shard, key.fingerprint)
-            write_atomically(Path(job.path), encode(job.ri, limit=self.max_body))
+            dictionary = self._dictionary()  # after `replay compact`: its newest dictionary
+            data = encode(job.ri, dictionary=dictionary, limit=self.max_body)
+            write_atomically(Path(job.path), data)
             with contextlib.suppress(OSError):
                 self._wrote.setdefault(known, {})[key.occurrence] = _signature(os.lstat(job.path))
         except (OSError, ValueError) as exc:
@@ -633,6 +639,17 @@ class Store:
                 if self._pending.get(job.key) is job.pending:
                     del self._pending[job.key]
                 self._forget(job.path)
+
+    def _dictionary(self) -> zstandard.ZstdCompressionDict | None:
+        """The store's newest `*.dict` (`replay compact`), looked up again only when the
+        root directory changed; called from the writer thread only."""
+        try:
+            stamp = os.stat(self._root).st_mtime_ns
+        except OSError:
+            return None
+        if stamp != self._dict_stamp:
+            self._dict_stamp, self._dict = stamp, newest_dictionary(self._root)
+        return self._dict
 
     def _remove_above(self, job: _RemoveAbove) -> None:
         shard = self.root / job.namespace / job.fingerprint[:2]
