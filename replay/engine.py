@@ -252,7 +252,15 @@ class Engine:
         # text are seeded apart too, or a rule's answer and a later made-up one would share
         # ids (and a stored Responses object would be overwritten).
         seed = key.fingerprint if rule is None else f"{key.fingerprint}:rule"
-        call = Call(decoded, seed, key.occurrence, reply, self.session, params)
+        call = Call(
+            decoded,
+            seed,
+            key.occurrence,
+            reply,
+            self.session,
+            params,
+            self.settings.synthetic_tools,
+        )
         try:
             answer = route.respond(call)
         except BadCall as e:

@@ -42,6 +42,7 @@ from typing import Any, TypeGuard
 
 from replay.providers.base import (
     ANY_TOOL,
+    NO_TOOL,
     SSE_TYPE,
     Answer,
     BadCall,
@@ -83,6 +84,7 @@ class MessagesRequest:
     max_tokens: int
     tools: list[ToolSpec]
     forced: str | None
+    parallel: bool
     thinking: bool
     thinking_budget: int | None
     thinking_shown: bool
@@ -109,7 +111,8 @@ def read_request(body: Mapping[str, Any], *, needs_max_tokens: bool = True) -> M
     if not isinstance(raw_tools, list):
         raise BadCall("tools: must be a list")
     tools = _tool_specs(raw_tools)
-    forced = _forced_tool(body.get("tool_choice"), tools)
+    choice = body.get("tool_choice")
+    forced = _forced_tool(choice, tools)
     thinking, budget, shown = _thinking(body.get("thinking"))
     stops = body.get("stop_sequences") or []
     if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
@@ -119,6 +122,7 @@ def read_request(body: Mapping[str, Any], *, needs_max_tokens: bool = True) -> M
         max_tokens=max_tokens if _is_int(max_tokens) else 0,
         tools=tools,
         forced=forced,
+        parallel=isinstance(choice, dict) and choice.get("disable_parallel_tool_use") is False,
         thinking=thinking,
         thinking_budget=budget,
         thinking_shown=shown,
@@ -153,14 +157,17 @@ def _tool_specs(raw_tools: list[Any]) -> list[ToolSpec]:
 
 
 def _forced_tool(choice: object, tools: list[ToolSpec]) -> str | None:
-    """`tool_choice` as `choose_reply`'s `forced`: None, `ANY_TOOL` or a tool's name."""
+    """`tool_choice` as `choose_reply`'s `forced`: None (auto), `NO_TOOL`, `ANY_TOOL` or a
+    tool's name."""
     if choice is None:
         return None
     if not isinstance(choice, dict):
         raise BadCall("tool_choice: must be an object")
     kind = choice.get("type")
-    if kind in ("auto", "none"):
+    if kind == "auto":
         return None
+    if kind == "none":
+        return NO_TOOL
     if kind == "any":
         forced = ANY_TOOL
     elif kind == "tool":
@@ -223,7 +230,7 @@ def make_message(call: Call, req: MessagesRequest) -> Message:
                 "signature": _signature(call),
             }
         )
-    reply, cut = choose_reply(call, req.tools, req.forced, left)
+    reply, cut = choose_reply(call, req.tools, req.forced, left, req.parallel)
     text, stop_sequence = reply.text, None
     if text is not None and call.reply is None and not reply.tool_calls:
         text, stop_sequence = _stop_at(text, req.stop_sequences)
