@@ -47,6 +47,7 @@ from replay.providers.base import (
     Answer,
     BadCall,
     Call,
+    Reply,
     Route,
     ToolSpec,
     choose_reply,
@@ -55,6 +56,7 @@ from replay.providers.base import (
     split_json,
     stream_answer,
 )
+from replay.providers.schema import instance_for
 from replay.providers.sse import sse_event
 from replay.providers.text import count_tokens, split_tokens, synthetic_text
 
@@ -91,6 +93,9 @@ class MessagesRequest:
     stop_sequences: list[str]
     stream: bool
     input_tokens: int
+    output_schema: Mapping[str, Any] | None = None
+    """Structured outputs' JSON Schema (`output_config.format`, or the beta
+    `output_format`): the text is an instance of it."""
 
 
 def read_request(body: Mapping[str, Any], *, needs_max_tokens: bool = True) -> MessagesRequest:
@@ -129,7 +134,22 @@ def read_request(body: Mapping[str, Any], *, needs_max_tokens: bool = True) -> M
         stop_sequences=stops,
         stream=body.get("stream") is True,
         input_tokens=prompt_tokens(body.get("system"), messages, raw_tools),
+        output_schema=_output_schema(body),
     )
+
+
+def _output_schema(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The JSON Schema structured outputs ask for, or None."""
+    config = body.get("output_config")
+    fmt = config.get("format") if isinstance(config, dict) else body.get("output_format")
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        raise BadCall("output_config.format: must be an object of type json_schema")
+    schema = fmt.get("schema")
+    if not isinstance(schema, dict):
+        raise BadCall("output_config.format.schema: field required")
+    return schema
 
 
 def input_json(value: object) -> str:
@@ -231,6 +251,9 @@ def make_message(call: Call, req: MessagesRequest) -> Message:
             }
         )
     reply, cut = choose_reply(call, req.tools, req.forced, left, req.parallel)
+    if req.output_schema is not None and call.reply is None and not reply.tool_calls:
+        structured, cut = _structured_text(call, req.output_schema, left)
+        reply = Reply(structured)
     text, stop_sequence = reply.text, None
     if text is not None and call.reply is None and not reply.tool_calls:
         text, stop_sequence = _stop_at(text, req.stop_sequences)
@@ -264,6 +287,17 @@ def make_message(call: Call, req: MessagesRequest) -> Message:
         input_tokens=req.input_tokens,
         output_tokens=output_tokens,
     )
+
+
+def _structured_text(call: Call, schema: Mapping[str, Any], limit: int) -> tuple[str, bool]:
+    """An instance of the structured outputs' schema as compact JSON, and whether it was cut
+    at `limit` tokens."""
+    try:
+        value = instance_for(schema, call.rng("structured"))
+    except ValueError as e:
+        raise BadCall(f"output_config.format.schema: {e}") from None
+    pieces = split_tokens(input_json(value))
+    return "".join(pieces[:limit]), len(pieces) > limit
 
 
 def _thinking_text(call: Call, limit: int) -> str:

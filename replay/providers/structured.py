@@ -20,6 +20,10 @@ decodes), so a huge prompt costs little.
 
 A plain request asks for JSON when its text says so: a schema plus the word JSON, or an
 instruction such as "Return a JSON object" / "formatted as a JSON instance" (`_ASKS_JSON`).
+The answer is fenced when the text mentions a ```json block, or asks to wrap or return the
+answer in a code block or Markdown, and no negation precedes that on its line (instructor's
+MD_JSON asks for one; LangChain's strict format instructions say "Do not wrap the JSON in
+Markdown or code fences (no ``` or ```json)").
 """
 
 from __future__ import annotations
@@ -47,7 +51,12 @@ _ASKS_JSON = re.compile(
     re.IGNORECASE,
 )
 _MENTIONS_JSON = re.compile(r"\bjson", re.IGNORECASE)
-_FENCED = re.compile(r"```json|\bcode ?block\b", re.IGNORECASE)
+_FENCED = re.compile(
+    r"```json|\b(?:wrap|return|respond|answer|output(?! schema)|reply|put|enclose|format)\b"
+    r"[^.\n]{0,60}\b(?:code ?block|markdown)",
+    re.IGNORECASE,
+)
+_NEGATED = re.compile(r"\b(?:not|no|never|don't|without|avoid)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,13 +110,23 @@ def _is_schema(value: Mapping[str, Any]) -> bool:
     )
 
 
+def _asks_fence(text: str) -> bool:
+    """Whether the text asks for a ```json block: a mention of one that no negation
+    ("do not wrap it in ```json") precedes on its line."""
+    for match in _FENCED.finditer(text):
+        line = text[text.rfind("\n", 0, match.start()) + 1 : match.start()]
+        if not _NEGATED.search(line):
+            return True
+    return False
+
+
 def prompt_json(body: object, json_mode: bool = False) -> PromptJson | None:
     """What JSON the request asks for from its prompt text, or None when it asks for none.
     `json_mode`: the request is in a JSON mode without a schema (it always gets JSON)."""
     text = prompt_texts(body)
     mentions = _MENTIONS_JSON.search(text) is not None
     schema = find_schema(text) if mentions or json_mode else None
-    fenced = _FENCED.search(text) is not None and mentions and not json_mode
+    fenced = mentions and not json_mode and _asks_fence(text)
     if schema is not None or json_mode:
         return PromptJson(schema, fenced)
     if _ASKS_JSON.search(text):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import anthropic
@@ -16,12 +15,11 @@ import openai
 import pytest
 from google import genai
 from google.genai import types
-from support.inprocess import Responders, http_client_for
+from support.inprocess import ViaEngine, http_client_for
 
 from replay.config import Settings
 from replay.engine import Engine
-from replay.models import Outcome, Request
-from replay.providers.base import Answer
+from replay.models import Outcome
 
 RULES = """
 rules:
@@ -30,20 +28,6 @@ rules:
   - match: {last_user_message: overloaded}
     error: {status: 529}
 """
-
-
-@dataclass
-class ViaEngine(Responders):
-    engine: Engine | None = None
-    outcomes: list[Outcome] = field(default_factory=list)
-
-    def answer(self, request: Request) -> Answer:
-        assert self.engine is not None
-        decision = self.engine.decide(request, "default")
-        answer, outcome = self.engine.synthesize(decision, request)
-        self.outcomes.append(outcome)
-        self.seen.append((request, answer))
-        return answer
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@ transport (httpx2 for openai and anthropic, httpx for ollama and google-genai).
 
 `Responders` turns an SDK's request into a `replay.models.Request`, finds its route, calls the
 responder and hands back the answer: a streamed answer as its frames one by one, so the SDK
-parses them as separate reads, like chunks off the wire. No sockets, no sleeps.
+parses them as separate reads, like chunks off the wire. `ViaEngine` answers the way the proxy
+does instead: `Engine.decide` then `Engine.synthesize`. No sockets, no sleeps.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import httpx2
 
+from replay.engine import Engine
 from replay.fingerprint import FingerprintPolicy, fingerprint
-from replay.models import Request
+from replay.models import Outcome, Request
 from replay.providers import router
 from replay.providers.base import Answer, BadCall, Call, Reply, Session
 
@@ -112,6 +114,22 @@ class Responders:
 
     def httpx_async_transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.httpx_async_handler)
+
+
+@dataclass
+class ViaEngine(Responders):
+    """Answers through an engine, as the proxy does, and keeps each request's outcome."""
+
+    engine: Engine | None = None
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def answer(self, request: Request) -> Answer:
+        assert self.engine is not None
+        decision = self.engine.decide(request, "default")
+        answer, outcome = self.engine.synthesize(decision, request)
+        self.outcomes.append(outcome)
+        self.seen.append((request, answer))
+        return answer
 
 
 class _FrameIteration:
