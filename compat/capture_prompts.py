@@ -133,7 +133,9 @@ CALLS: dict[str, Callable[[str], object]] = {
         f"langchain-anthropic-structured-{m}": structured(lc_anthropic, m)
         for m in ("function_calling", "json_schema")
     },
-    "langchain-openai-pydantic-parser": parsed(lc_openai, PydanticOutputParser(pydantic_object=Person)),
+    "langchain-openai-pydantic-parser": parsed(
+        lc_openai, PydanticOutputParser(pydantic_object=Person)
+    ),
     "langchain-openai-json-parser": parsed(lc_openai, JsonOutputParser(pydantic_object=Person)),
     "langchain-openai-json-parser-noschema": parsed(lc_openai, JsonOutputParser()),
     "langchain-anthropic-pydantic-parser": parsed(

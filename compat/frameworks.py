@@ -129,7 +129,9 @@ for _provider in ("openai", "anthropic"):
         for method in methods:
             prompt = TEXT
             if method == "json_mode":  # json_mode leaves the schema to the prompt
-                prompt += f"\nAnswer in JSON with this schema: {json.dumps(Person.model_json_schema())}"
+                prompt += (
+                    f"\nAnswer in JSON with this schema: {json.dumps(Person.model_json_schema())}"
+                )
             person = llm.with_structured_output(Person, method=method).invoke(prompt)
             assert isinstance(person, Person), (method, person)
             out.append(method)

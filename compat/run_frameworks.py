@@ -12,11 +12,12 @@ no Ollama runs: replay never connects upstream). Each venv then runs its suites 
 environment docs/frameworks.md describes. The run passes when every check passed and both
 reports show only `synthetic` answers (no miss, no error, no forward).
 
-With `--record-replay` a second pass follows: the same suites through a proxy in record mode
-whose upstream is a third proxy serving synthetic answers (the fake upstream of this pass:
+With `--record-replay` a second pass follows: the same suites through proxies in record mode
+whose upstream connections go to proxies serving synthetic answers (one pinned in for every
+provider host, one listening on Ollama's own port 11434: the fake upstream of this pass, as
 `tests/support/fake_upstream.py` answers only chat text, so agents, JSON and embeddings could
-not run against it), then again through a replay-mode proxy over what was recorded; that
-last report must show only `hit`.
+not run against it), then again through replay-mode proxies (`replay_miss=error`) over what
+was recorded; those reports must show only `hit`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -45,7 +47,8 @@ from support.proxy import (  # noqa: E402
 
 ADDON = ROOT / "addons" / "replay.py"
 PIN_HOSTS = ROOT / "tests" / "support" / "pin_hosts.py"
-OLLAMA_UPSTREAM = "http://127.0.0.1:11434"
+OLLAMA_PORT = 11434
+OLLAMA_UPSTREAM = f"http://127.0.0.1:{OLLAMA_PORT}"
 SUITE_TIMEOUT = 900.0
 
 OFFLINE_ENV = {
@@ -88,9 +91,7 @@ def outcomes(*reports: Path) -> Counter[str]:
     return seen
 
 
-def run_suites(
-    venvs: Mapping[Path, list[str]], proxy: Proxy, ollama: Proxy, bundle: Path
-) -> int:
+def run_suites(venvs: Mapping[Path, list[str]], proxy: Proxy, ollama: Proxy, bundle: Path) -> int:
     env = subprocess_env({**client_env(proxy, bundle), **OFFLINE_ENV})
     env["REPLAY_OLLAMA_URL"] = ollama.url
     failures = 0
@@ -110,43 +111,38 @@ def run_suites(
 
 
 def synthetic_pass(venvs: Mapping[Path, list[str]], work: Path, bundle: Path) -> bool:
-    confdir = work / "conf"
-    reports = (work / "report.jsonl", work / "report-ollama.jsonl")
-    store = work / "empty-store"
-    proxy = start_mitmdump(addon_args(store, reports[0], "replay"), confdir, cwd=ROOT)
-    ollama = start_mitmdump(
-        ["--mode", f"reverse:{OLLAMA_UPSTREAM}", *addon_args(store, reports[1], "replay")],
-        confdir,
-        cwd=ROOT,
-    )
-    try:
-        failures = run_suites(venvs, proxy, ollama, bundle)
-    finally:
-        ollama.stop()
-        proxy.stop()
-    seen = outcomes(*reports)
-    print(f"== synthetic pass: {failures} venv(s) failed; report outcomes {dict(seen)}")
+    """Replay mode over an empty store: only synthetic answers."""
+    failures, seen = proxied_run(venvs, work, bundle, "replay", work / "empty-store")
     return failures == 0 and set(seen) == {"synthetic"}
 
 
+def synthetic_upstream(conf: Path, report: Path, target: str, *extra: str) -> Proxy:
+    """A reverse-mode proxy that answers everything synthetically (TLS or plain, as the
+    client speaks), keeping the client's Host: the upstream of the record pass."""
+    args = addon_args(conf / "none", report, "replay", "--set", "replay_hosts=*")
+    mode = ["--mode", f"reverse:{target}", "--set", "keep_host_header=true", *extra]
+    return start_mitmdump([*mode, *args], conf, cwd=ROOT)
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
 def record_replay_pass(venvs: Mapping[Path, list[str]], work: Path, bundle: Path) -> bool:
-    """Record through a synthetic upstream, then replay: every answer a hit."""
-    confdir = work / "conf"
+    """Record through a synthetic upstream, then replay: every answer a hit.
+
+    The recorder's upstream connections are pinned (tests/support/pin_hosts.py) to a proxy
+    answering synthetically; the "local Ollama" is a synthetic proxy listening on Ollama's
+    own port, so that recorded and replayed requests name the same upstream host."""
+    if not port_free(OLLAMA_PORT):
+        print(f"== record pass: port {OLLAMA_PORT} is taken (a real Ollama?): not run")
+        return False
     upstream_conf = work / "upstream-conf"
     store = work / "recorded"
-    upstream_report, record_report = work / "upstream.jsonl", work / "record.jsonl"
-    upstream_ca = ensure_mitm_ca(upstream_conf)
-    # The upstream: a reverse-mode proxy answering everything synthetically over TLS.
-    upstream = start_mitmdump(
-        [
-            "--mode",
-            "reverse:https://upstream.invalid",
-            "--set",
-            "keep_host_header=true",
-            *addon_args(work / "none", upstream_report, "replay", "--set", "replay_hosts=*"),
-        ],
-        upstream_conf,
-        cwd=ROOT,
+    upstream = synthetic_upstream(upstream_conf, work / "upstream.jsonl", "https://up.invalid")
+    local = synthetic_upstream(
+        upstream_conf, work / "upstream-ollama.jsonl", "http://up.invalid", "-p", str(OLLAMA_PORT)
     )
     pin = [
         "-s",
@@ -154,37 +150,51 @@ def record_replay_pass(venvs: Mapping[Path, list[str]], work: Path, bundle: Path
         "--set",
         f"pin_upstream=127.0.0.1:{upstream.port}",
         "--set",
-        f"ssl_verify_upstream_trusted_ca={upstream_ca}",
+        f"ssl_verify_upstream_trusted_ca={ensure_mitm_ca(upstream_conf)}",
     ]
-    recorder = start_mitmdump([*pin, *addon_args(store, record_report, "record")], confdir, cwd=ROOT)
-    ollama = start_mitmdump(
-        ["--mode", f"reverse:{OLLAMA_UPSTREAM}", *pin, *addon_args(store, record_report.with_suffix(".ollama"), "record")],
-        confdir,
-        cwd=ROOT,
-    )
     try:
-        failures = run_suites(venvs, recorder, ollama, bundle)
+        recorded = proxied_run(venvs, work, bundle, "record", store, *pin)
     finally:
-        ollama.stop()
-        recorder.stop()
+        local.stop()
         upstream.stop()
-    recorded = outcomes(record_report, record_report.with_suffix(".ollama"))
-    print(f"== record pass: {failures} venv(s) failed; outcomes {dict(recorded)}")
-    replay_reports = (work / "replay.jsonl", work / "replay-ollama.jsonl")
-    proxy = start_mitmdump(addon_args(store, replay_reports[0], "replay", "--set", "replay_miss=error"), confdir, cwd=ROOT)
-    ollama = start_mitmdump(
-        ["--mode", f"reverse:{OLLAMA_UPSTREAM}", *addon_args(store, replay_reports[1], "replay", "--set", "replay_miss=error")],
-        confdir,
-        cwd=ROOT,
+    replayed = proxied_run(venvs, work, bundle, "replay", store, "--set", "replay_miss=error")
+    print(f"== record pass: {dict(recorded[1])}; replay pass: {dict(replayed[1])}")
+    return (
+        recorded[0] == replayed[0] == 0
+        and set(recorded[1]) == {"recorded"}
+        and set(replayed[1]) == {"hit"}
     )
+
+
+def proxied_run(
+    venvs: Mapping[Path, list[str]], work: Path, bundle: Path, mode: str, store: Path, *extra: str
+) -> tuple[int, Counter[str]]:
+    """The suites through a regular and a reverse (Ollama) proxy in `mode` over `store` (the
+    second in its own namespace: one proxy writes a namespace at a time): the number of
+    venvs that failed, and the outcomes both reports show."""
+    confdir = work / "conf"
+    reports = (work / f"{mode}.jsonl", work / f"{mode}-ollama.jsonl")
+    proxy = start_mitmdump([*extra, *addon_args(store, reports[0], mode)], confdir, cwd=ROOT)
     try:
-        failures += run_suites(venvs, proxy, ollama, bundle)
+        ollama = start_mitmdump(
+            [
+                "--mode",
+                f"reverse:{OLLAMA_UPSTREAM}",
+                *extra,
+                *addon_args(store, reports[1], mode, "--set", "replay_cassette=ollama"),
+            ],
+            confdir,
+            cwd=ROOT,
+        )
+        try:
+            failures = run_suites(venvs, proxy, ollama, bundle)
+        finally:
+            ollama.stop()
     finally:
-        ollama.stop()
         proxy.stop()
-    replayed = outcomes(*replay_reports)
-    print(f"== replay pass: {failures} venv(s) failed in all; outcomes {dict(replayed)}")
-    return failures == 0 and set(recorded) == {"recorded"} and set(replayed) == {"hit"}
+    seen = outcomes(*reports)
+    print(f"== {mode} pass over {store.name}: {failures} venv(s) failed; outcomes {dict(seen)}")
+    return failures, seen
 
 
 def main() -> int:

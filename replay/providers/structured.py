@@ -13,10 +13,11 @@ text (`base.choose_reply`).
 A schema is found as a JSON object in the text, bare or fenced: the text is scanned for `{`,
 each decoded with `json.JSONDecoder.raw_decode` (a decoded object is skipped whole), and the
 last object that looks like a JSON Schema wins (format instructions show an example schema
-first and the real one last). "Looks like a schema": `properties` mapping names to schemas,
-or a `$ref`/`anyOf`/`oneOf`/`allOf`, or a `type` among JSON Schema's with `items` or
-`properties`... (`_is_schema`). Scanning is bounded (`MAX_SCAN` characters, `MAX_TRIES`
-decodes), so a huge prompt costs little.
+first and the real one last). "Looks like a schema" (`_is_schema`): non-empty `properties`
+that map names to objects, or a `$ref` string, or an `anyOf`/`oneOf`/`allOf` list, or a
+`type` among JSON Schema's beside `items`, `enum`, `$defs`, `definitions`, `title` or
+`description`. Scanning is bounded (`MAX_SCAN` characters of each text,
+`MAX_TRIES` decodes), so a huge prompt costs little.
 
 A plain request asks for JSON when its text says so: a schema plus the word JSON, or an
 instruction such as "Return a JSON object" / "formatted as a JSON instance" (`_ASKS_JSON`).
@@ -40,7 +41,8 @@ from replay.providers.schema import instance_for
 from replay.providers.text import WORDS, synthetic_text
 
 MAX_SCAN = 262144
-"""Characters of prompt text searched for a schema (the rest is ignored)."""
+"""Characters of the instructions, and of the last user text, searched (the rest is
+ignored)."""
 MAX_TRIES = 256
 """At most this many `{` are tried as the start of a JSON object."""
 
@@ -70,15 +72,14 @@ class PromptJson:
 
 def prompt_texts(body: object) -> str:
     """The texts a prompt's JSON instructions live in: the instructions and the last user
-    text, joined (either may be missing)."""
-    parts = [t for t in (system_text(body), last_user_text(body)) if t]
+    text, joined (either may be missing), each cut at `MAX_SCAN` characters."""
+    parts = [t[:MAX_SCAN] for t in (system_text(body), last_user_text(body)) if t]
     return "\n".join(parts)
 
 
 def find_schema(text: str) -> Mapping[str, Any] | None:
     """The last JSON object in `text` that looks like a JSON Schema, or None."""
     decoder = json.JSONDecoder()
-    text = text[:MAX_SCAN]
     found: Mapping[str, Any] | None = None
     at, tries = text.find("{"), 0
     while at >= 0 and tries < MAX_TRIES:
@@ -98,9 +99,9 @@ def _is_schema(value: Mapping[str, Any]) -> bool:
     props = value.get("properties")
     if isinstance(props, Mapping):
         return bool(props) and all(isinstance(p, Mapping) for p in props.values())
-    if any(isinstance(value.get(k), str) for k in ("$ref",)) or any(
-        isinstance(value.get(k), list) for k in ("anyOf", "oneOf", "allOf")
-    ):
+    if isinstance(value.get("$ref"), str):
+        return True
+    if any(isinstance(value.get(k), list) for k in ("anyOf", "oneOf", "allOf")):
         return True
     kind = value.get("type")
     return (
