@@ -17,29 +17,13 @@ from typing import Any
 import anthropic
 import instructor
 import openai
+from frameworks import TEXT, Person  # compat/frameworks.py: the same model
 from langchain_anthropic import ChatAnthropic
 from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_openai import ChatOpenAI
-from pydantic import BaseModel, Field
 
 BASE = f"http://127.0.0.1:{sys.argv[1] if len(sys.argv) > 1 else 18931}"
-TEXT = "Jane Doe, 34, lives at 1 Main St, Springfield; reach her at jane@example.com."
-
-
-class Address(BaseModel):
-    street: str
-    city: str
-
-
-class Person(BaseModel):
-    """A person mentioned in the text."""
-
-    name: str = Field(description="full name")
-    age: int = Field(ge=0, le=130)
-    email: str | None = None
-    tags: list[str] = []
-    address: Address
 
 
 def oai(label: str) -> openai.OpenAI:

@@ -42,6 +42,7 @@ class Person(BaseModel):
     name: str = Field(description="full name")
     age: int = Field(ge=0, le=130)
     email: str | None = None
+    tags: list[str] = []
     address: Address
 
 
@@ -165,66 +166,49 @@ def openai_format_instructions() -> object:
 
 # -- instructor ----------------------------------------------------------------------------
 
-INSTRUCTOR_OPENAI = ("JSON", "MD_JSON", "TOOLS", "TOOLS_STRICT", "JSON_SCHEMA", "PARALLEL_TOOLS")
-INSTRUCTOR_ANTHROPIC = ("ANTHROPIC_JSON", "ANTHROPIC_TOOLS")
+INSTRUCTOR_MODES = {
+    "openai": ("JSON", "MD_JSON", "TOOLS", "TOOLS_STRICT", "JSON_SCHEMA", "PARALLEL_TOOLS"),
+    "anthropic": ("ANTHROPIC_JSON", "ANTHROPIC_TOOLS"),
+}
 
 
-def _instructor_openai(mode: str) -> Check:
+def _instructor(provider: str, mode: str) -> Check:
     def run() -> object:
         import instructor
-        import openai
 
-        client = instructor.from_openai(openai.OpenAI(max_retries=0), mode=instructor.Mode[mode])
+        messages = [{"role": "user", "content": TEXT}]
+        if provider == "anthropic":
+            import anthropic
+
+            claude = anthropic.Anthropic(max_retries=0)
+            create = instructor.from_anthropic(claude, mode=instructor.Mode[mode]).messages.create
+            fields: dict[str, Any] = {"model": "claude-haiku-4-5", "max_tokens": 1024}
+        else:
+            import openai
+
+            client = instructor.from_openai(
+                openai.OpenAI(max_retries=0), mode=instructor.Mode[mode]
+            )
+            create = client.chat.completions.create
+            fields = {"model": "gpt-4o-mini"}
         if mode == "PARALLEL_TOOLS":
             from collections.abc import Iterable
 
-            people = client.chat.completions.create(
-                model="gpt-4o-mini",
-                response_model=Iterable[Person | Weather],  # type: ignore[arg-type]
-                messages=[{"role": "user", "content": TEXT}],
-            )
-            got = list(people)
+            wanted: Any = Iterable[Person | Weather]
+            got = list(create(response_model=wanted, messages=messages, **fields))
             assert got and all(isinstance(p, Person | Weather) for p in got)
             return got
-        person = client.chat.completions.create(
-            model="gpt-4o-mini",
-            response_model=Person,
-            max_retries=1,
-            messages=[{"role": "user", "content": TEXT}],
-        )
+        person = create(response_model=Person, max_retries=1, messages=messages, **fields)
         assert isinstance(person, Person)
         return person
 
-    run.__name__ = f"openai_{mode}"
+    run.__name__ = f"{provider}_{mode}"
     return run
 
 
-def _instructor_anthropic(mode: str) -> Check:
-    def run() -> object:
-        import anthropic
-        import instructor
-
-        client = instructor.from_anthropic(
-            anthropic.Anthropic(max_retries=0), mode=instructor.Mode[mode]
-        )
-        person = client.messages.create(
-            model="claude-haiku-4-5",
-            max_tokens=1024,
-            response_model=Person,
-            max_retries=1,
-            messages=[{"role": "user", "content": TEXT}],
-        )
-        assert isinstance(person, Person)
-        return person
-
-    run.__name__ = f"anthropic_{mode}"
-    return run
-
-
-for _mode in INSTRUCTOR_OPENAI:
-    check("instructor")(_instructor_openai(_mode))
-for _mode in INSTRUCTOR_ANTHROPIC:
-    check("instructor")(_instructor_anthropic(_mode))
+for _provider, _modes in INSTRUCTOR_MODES.items():
+    for _mode in _modes:
+        check("instructor")(_instructor(_provider, _mode))
 
 
 @check("instructor")

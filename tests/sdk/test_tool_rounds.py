@@ -17,21 +17,12 @@ from google import genai
 from google.genai import types
 from jsonschema import Draft202012Validator
 from support.inprocess import ViaEngine, http_client_for
+from support.schemas import WEATHER
 
 from replay.config import Settings
 from replay.engine import Engine
 from replay.models import Outcome
 
-WEATHER: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "city": {"type": "string"},
-        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
-        "days": {"type": "integer", "minimum": 1, "maximum": 7},
-    },
-    "required": ["city", "unit"],
-    "additionalProperties": False,
-}
 TIME: dict[str, Any] = {
     "type": "object",
     "properties": {"zone": {"type": "string"}},

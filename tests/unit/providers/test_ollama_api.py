@@ -11,16 +11,7 @@ import pytest
 
 from replay.models import Request
 from replay.providers import ollama_api, router
-from replay.providers.base import (
-    CREATED,
-    NDJSON_TYPE,
-    TOOLS_FORCED,
-    Answer,
-    BadCall,
-    Call,
-    Reply,
-    ToolCall,
-)
+from replay.providers.base import CREATED, NDJSON_TYPE, Answer, BadCall, Call, Reply, ToolCall
 from replay.providers.embeddings import vector
 
 WEATHER = {
@@ -241,7 +232,7 @@ def test_offered_tools_get_one_call_then_text_after_the_tool_result() -> None:
 
 def test_with_option_forced_tools_get_text() -> None:
     body = chat_body(tools=[WEATHER], stream=False)
-    message = one(answer("/api/chat", body, tools=TOOLS_FORCED))["message"]
+    message = one(answer("/api/chat", body, tools="forced"))["message"]
     assert message["content"] and "tool_calls" not in message
 
 
