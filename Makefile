@@ -7,13 +7,15 @@ BIN := $(VENV)/bin
 PORT ?= 8080
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit test-e2e lint typecheck bench compat compat-frameworks cassettes clean
+.PHONY: install run test test-unit test-e2e lint typecheck bench compat compat-frameworks cassettes clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { sh tools/find-python.sh >/dev/null; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
 	@touch $(STAMP)
+
+install: $(STAMP)
 
 run: $(STAMP)
 	@$(BIN)/python tools/run_demo.py --port $(PORT)

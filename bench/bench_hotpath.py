@@ -177,9 +177,7 @@ def run(n: int, repeat: int, tmp: Path) -> dict[str, Any]:
 
     def new_addon(shared: Any = None) -> Any:
         addon = addon_mod.ReplayAddon()
-        addon.settings = settings
         addon.engine = engine_mod.Engine(settings, store=shared)
-        addon.planner = player.Planner(settings.speed)
         return addon
 
     async def serve(addon: Any, flows: list[Any]) -> float:
@@ -264,7 +262,9 @@ def run(n: int, repeat: int, tmp: Path) -> dict[str, Any]:
             n,
             repeat,
         ),
-        "engine.decide": per_call(lambda: engine.decide(request, "default"), n, repeat),
+        "engine.prepare + plan": per_call(
+            lambda: engine.plan(*engine.prepare(request, "default")), n, repeat
+        ),
         "player.plan": per_call(lambda: player.plan(found, 0.0, None), n, repeat),
         "adapt.inline_response": per_call(
             lambda: adapt.inline_response(playback0, "HTTP/1.1"), n, repeat

@@ -60,9 +60,10 @@ from replay.fingerprint import (
     decoded_request,
     fingerprint,
 )
-from replay.hosts import model_of, provider_of
+from replay.hosts import model_of
 from replay.mitm.adapt import CASSETTE_HEADER, FINGERPRINT_HEADER, REPLAY_HEADER
 from replay.models import Chunk, Interaction, Key, Provenance, Request, ResponseHead
+from replay.providers.router import resolve
 from replay.redact import redact
 from replay.store import Store
 
@@ -235,7 +236,7 @@ def write_recording(store_dir: Path, case: Case, resp: RawResponse) -> str:
         complete=True,
         provenance=Provenance(
             recorded_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
-            provider=provider_of(request),
+            provider=resolve(request).provider,
             model=model_of(request, stored_request.body),
             user_agent=None,
             upstream_status=status,

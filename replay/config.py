@@ -74,9 +74,9 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         "replay_miss",
         str,
         "synthetic",
-        "What replay mode does when nothing matches: synthetic (a made-up answer; until "
-        "synthetic responders land this answers like error), error (404 naming the "
-        "fingerprint), forward (send upstream, do not record).",
+        "What replay mode does when nothing matches: synthetic (a made-up answer the SDKs "
+        "parse, logged with the nearest recording), error (404 naming the fingerprint and the "
+        "nearest recording; use it in CI), forward (send upstream, do not record).",
         tuple(p.value for p in MissPolicy),
     ),
     OptionSpec("replay_dir", str, "cassettes", "The store root directory."),

@@ -1,38 +1,32 @@
-"""Orchestration: what to do with each request, and what to keep of each answer.
+"""Orchestration: one plan per request, and what is kept of each answer.
 
-Owns the mode table (`decide_action`, a pure function over mode, miss policy and whether the
-store has the request), the rules file's say on each request (an answer rule answers in every
-mode), the per-run occurrence counters, made-up answers (`synthesize`: the responder for the
-endpoint, or a provider-shaped miss naming the nearest recording), and `commit`, the one
-place where a finished recording becomes a stored interaction (through `redact`, the only way
-to the store). Owns record mode's clean-stop clean-up and the per-run state of stateful
-synthetic surfaces. Knows nothing of mitmproxy or sockets.
+Owns the run: the per-run occurrence counters (a number an answer was not stored under is
+given back), the rules file's say on each request, the plan (`plan`: serve a playback, make
+an answer, forward with or without recording; plan.py holds the mode table; answers.py
+makes the answers), the decision to record an answer as its head arrives (`tap`), and
+`commit`, the one place where a recording becomes a stored interaction (through `redact`,
+the only way to the store). Owns the report and the run's tally, record mode's clean-stop
+clean-up, and `reconfigure`, which changes only what changed options affect. Knows nothing
+of mitmproxy or sockets.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 import re
-import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 
 from replay import __version__
-from replay.config import MissPolicy, Mode, Settings, check_namespace
+from replay.answers import Maker, interruption, log_miss, with_rules
+from replay.config import Mode, Settings, check_namespace
 from replay.errors import BadNamespace, ConfigError
-from replay.fingerprint import (
-    FINGERPRINT_VERSION,
-    Fingerprint,
-    FingerprintPolicy,
-    decoded_request,
-    fingerprint,
-)
-from replay.hosts import HostPolicy, model_of, provider_of
+from replay.fingerprint import FINGERPRINT_VERSION, Fingerprint, FingerprintPolicy, fingerprint
 from replay.models import (
     DEFAULT_NAMESPACE,
-    Chunk,
     Interaction,
     Key,
     Outcome,
@@ -41,109 +35,113 @@ from replay.models import (
     ResponseHead,
 )
 from replay.nearmiss import NearMissIndex
-from replay.providers import router
-from replay.providers.base import Answer, BadCall, Call, Session
-from replay.providers.errors import (
-    bad_request_answer,
-    error_answer,
-    error_provider,
-    miss_answer,
-)
+from replay.plan import Action, Forward, Made, Make, Plan, Serve, decide_action
+from replay.player import Interruption, Planner
+from replay.prepared import Prepared
+from replay.providers.errors import NearMiss
+from replay.recorder import Recording
 from replay.redact import redact, redacted_url
+from replay.report import ReportLine, ReportWriter, Tally
 from replay.rules import RuleSet, RulesFile, SyntheticPacing, Verdict
 from replay.store import Store
 
 logger = logging.getLogger(__name__)
 
 NO_VERDICT = Verdict(answer=None, latency=None, fault=None, rules=())
-_EMBEDDING_PATH = re.compile(r"(?:/embeddings|/api/embed|:embedContent|:batchEmbedContents)$")
 """No rules file, or no rule matched."""
-
-
-class Action(StrEnum):
-    SERVE = "serve"
-    """Answer from the store."""
-    FORWARD = "forward"
-    """Send upstream (and record the answer if `Decision.record`)."""
-    FAIL = "fail"
-    """Answer with a provider-shaped miss error."""
-    SYNTHESIZE = "synthesize"
-    """Answer with a made-up response (a responder, or a rule's canned answer)."""
-
-
-def decide_action(mode: Mode, miss: MissPolicy, stored: bool) -> tuple[Action, bool]:
-    """The mode table: (what to do, whether to record the answer)."""
-    match mode:
-        case Mode.RECORD:
-            return Action.FORWARD, True
-        case Mode.PASSTHROUGH:
-            return Action.FORWARD, False
-        case Mode.AUTO:
-            return (Action.SERVE, False) if stored else (Action.FORWARD, True)
-        case Mode.REPLAY:
-            if stored:
-                return Action.SERVE, False
-            if miss is MissPolicy.FORWARD:
-                return Action.FORWARD, False
-            if miss is MissPolicy.SYNTHETIC:
-                return Action.SYNTHESIZE, False
-            return Action.FAIL, False
+INLINE_BODY = 256 * 1024
+"""Requests with larger bodies are prepared and answered on a worker thread."""
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
-    action: Action
-    record: bool
-    key: Key
-    fingerprint: Fingerprint
-    interaction: Interaction | None = None
-    """The stored interaction to serve, for SERVE."""
-    verdict: Verdict = NO_VERDICT
-    """What the rules file says: an answer rule, latency and fault modifiers."""
+class Taps:
+    """What to do with a forwarded answer whose head just arrived."""
+
+    recording: Recording | None
+    """Tap the body into this (it will be committed), or None: not stored."""
+    hold: float
+    """Seconds to hold the head back (a rule's latency; never while recording)."""
+    cut: Interruption | None
+    """A rule's fault: withhold the body past its chunk count, then drop the connection."""
 
 
 class Engine:
-    """Decides per request and commits recordings; one per proxy run and settings."""
+    """Plans each request and commits recordings; one per proxy run."""
 
     def __init__(
         self, settings: Settings, store: Store | None = None, rules: RulesFile | None = None
     ) -> None:
         self.settings = settings
         self.store = store if store is not None else Store(settings.dir)
-        self.policy = FingerprintPolicy(ignore=settings.ignore)
-        self.hosts = HostPolicy(settings.hosts)
         if rules is None and settings.rules:
             rules = RulesFile(settings.rules)
         self.rules = rules
-        self._policy_of: RuleSet | None = None
-        if rules is not None:
-            self._policy_of = rules.current()
-            self.policy = self._policy_for(self._policy_of)
-        self.session = Session()
-        self.nearmiss = NearMissIndex(self.store, self.policy)
-        if settings.mode is Mode.REPLAY and settings.miss is MissPolicy.ERROR:
-            # Every miss names its nearest recording: index the namespace off the event loop
-            # now rather than on the first miss.
-            namespace = settings.cassette or DEFAULT_NAMESPACE
-            threading.Thread(
-                target=self._warm, args=(namespace,), name="replay-nearmiss", daemon=True
-            ).start()
-        self._occurrences: dict[tuple[str, str], int] = {}
-        self._rule_occurrences: dict[tuple[str, str], int] = {}
+        self._ruleset: RuleSet | None = rules.current() if rules is not None else None
+        self.policy = self._policy_for(settings, self._ruleset)
+        self.maker = Maker(NearMissIndex(self.store, self.policy))
+        self.planner = Planner(settings.speed)
+        self.report = ReportWriter(settings.report) if settings.report else None
+        self.tally = Tally()
+        self._next: dict[tuple[str, str], int] = {}
+        self._given_back: dict[tuple[str, str], list[int]] = {}
+        self._rule_next: dict[tuple[str, str], int] = {}
         self._recorded: dict[tuple[str, str], int] = {}
         # Decoding and redacting a recording costs CPU (a few ms for a large body), and the
         # last chunk reaches the client only once the response hook returns: one worker
         # thread does it, in order, then hands the result to the store's writer.
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-commit")
         self.workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="replay-make")
-        """Slow answers (misses, long embedding batches, huge requests) are made here, off
-        the event loop, and not in the loop's default executor (DNS lookups use it)."""
+        """Slow work (misses, long embedding batches, huge requests) is done here, off the
+        event loop, and not in the loop's default executor (DNS lookups use it)."""
 
-    def _warm(self, namespace: str) -> None:
-        try:
-            self.nearmiss.warm(namespace)
-        except Exception:
-            logger.exception("replay: could not index %s for near-miss errors", namespace)
+    # --- options ------------------------------------------------------------------------
+
+    def reconfigure(self, settings: Settings, rules: RulesFile | None) -> None:
+        """Take new options, rebuilding only what they affect: the occurrence counters,
+        the stored Responses state and the tally stay (a run goes on), unless the store
+        itself changes (its run ends: drained and cleaned up as at a stop)."""
+        old, self.settings = self.settings, settings
+        if settings.dir != old.dir:
+            self._committer.submit(lambda: None).result()
+            self._finish_store()
+            self.store = Store(settings.dir)
+            self._next.clear()
+            self._given_back.clear()
+            self._recorded.clear()
+        if settings.rules != old.rules:
+            self.rules = rules
+            self._ruleset = rules.current() if rules is not None else None
+        self._adopt(self._ruleset, force=settings.dir != old.dir)
+        if settings.speed != old.speed:
+            self.planner = Planner(settings.speed)
+        if settings.report != old.report:
+            if self.report is not None:
+                self.report.close()
+            self.report = ReportWriter(settings.report) if settings.report else None
+
+    def _policy_for(self, settings: Settings, ruleset: RuleSet | None) -> FingerprintPolicy:
+        if ruleset is None:
+            return FingerprintPolicy(ignore=settings.ignore)
+        s = ruleset.settings
+        return FingerprintPolicy(ignore=settings.ignore, normalize=s.normalize, redact=s.redact)
+
+    def _adopt(self, ruleset: RuleSet | None, force: bool = False) -> None:
+        """Take the fingerprint policy of the options and rules in force; a change of
+        fingerprints in the middle of a run is logged (earlier requests keyed otherwise)."""
+        self._ruleset = ruleset
+        policy = self._policy_for(self.settings, ruleset)
+        if policy != self.policy:
+            logger.warning(
+                "replay: fingerprints change from now on (replay_ignore or the rules file's "
+                "normalize/redact settings changed): requests already seen this run were "
+                "keyed otherwise"
+            )
+            self.policy = policy
+            force = True
+        if force:
+            self.maker.nearmiss = NearMissIndex(self.store, self.policy)
+
+    # --- planning -----------------------------------------------------------------------
 
     def namespace(self, requested: str | None) -> str:
         """The namespace for a request: its header, else `replay_cassette`, else default."""
@@ -154,200 +152,204 @@ class Engine:
         except ConfigError as e:
             raise BadNamespace(f"x-replay-cassette: {e}") from None
 
-    def _policy_for(self, ruleset: RuleSet) -> FingerprintPolicy:
-        normalize = tuple((n.pattern, n.replace) for n in ruleset.settings.normalize)
-        return FingerprintPolicy(ignore=self.settings.ignore, normalize=normalize)
+    def prepare(self, request: Request, namespace: str) -> tuple[Prepared, Fingerprint]:
+        """Decode, parse and route the request, and key it (thread-safe: a large request
+        is prepared on a worker thread)."""
+        prepared = Prepared(request, namespace)
+        return prepared, fingerprint(prepared.decoded, self.policy)
 
-    def _adopt(self, ruleset: RuleSet) -> None:
-        """Take a reloaded rules file's normalisers into the fingerprint policy."""
-        self._policy_of = ruleset
-        policy = self._policy_for(ruleset)
-        if policy != self.policy:
-            self.policy = policy
-            self.nearmiss = NearMissIndex(self.store, policy)
-
-    def fingerprint(self, request: Request) -> Fingerprint:
-        """The request's key under the current policy (thread-safe: `decide` may be handed
-        one computed on a worker thread for a large request)."""
-        return fingerprint(request, self.policy)
-
-    def decide(self, request: Request, namespace: str, fp: Fingerprint | None = None) -> Decision:
-        """Fingerprint the request (unless `fp` is given), count its occurrence, look it
-        up, apply the rules and the mode table. Runs on the event loop only."""
+    def plan(self, prepared: Prepared, fp: Fingerprint) -> Plan:
+        """Count the request's occurrence, look it up, apply the rules and the mode table.
+        Runs on the event loop only."""
         ruleset = self.rules.current() if self.rules is not None else None
-        if ruleset is not None and ruleset is not self._policy_of:
+        if ruleset is not self._ruleset:
             self._adopt(ruleset)
-        if fp is None:
-            fp = fingerprint(request, self.policy)
+            fp = fingerprint(prepared.decoded, self.policy)
+        namespace = prepared.namespace
         counter = (namespace, fp.hex)
         verdict = NO_VERDICT
         if ruleset is not None:
-            verdict = ruleset.evaluate(decoded_request(request), namespace)
+            verdict = ruleset.evaluate(prepared.decoded, namespace, prepared.body)
             if verdict.answer is not None:
-                # Answers instead of the store or upstream, and on its own count: a request
-                # a rule answered (a 429 before the retry) does not shift the occurrence
-                # numbers of the ones that reach the store or upstream.
-                occurrence = self._rule_occurrences.get(counter, 0)
-                self._rule_occurrences[counter] = occurrence + 1
+                # Answers instead of the store or upstream, on its own count: a request a
+                # rule answered (a 429 before the retry) does not shift the occurrence
+                # numbers of those that reach the store or upstream.
+                occurrence = self._rule_next.get(counter, 0)
+                self._rule_next[counter] = occurrence + 1
                 key = Key(namespace, fp.hex, occurrence)
-                return Decision(Action.SYNTHESIZE, False, key, fp, None, verdict)
-        occurrence = self._occurrences.get(counter, 0)
-        self._occurrences[counter] = occurrence + 1
-        key = Key(namespace, fp.hex, occurrence)
-        found: Interaction | None = None
-        if self.settings.mode is Mode.REPLAY:
-            found = self.store.get_latest(key)
-        elif self.settings.mode is Mode.AUTO:
-            found = self.store.get(key)
-        if found is not None and not found.complete:
-            found = None  # an interrupted recording is a miss
+                costly = prepared.resolved.costly or len(prepared.request.body) > INLINE_BODY
+                if verdict.answer.error is not None:
+                    costly = False
+                return Make(prepared, key, fp, verdict, False, Action.SYNTHESIZE, costly)
+        key = Key(namespace, fp.hex, self._allocate(counter))
+        found = self._lookup(key)
         action, record = decide_action(self.settings.mode, self.settings.miss, found is not None)
-        served = found if action is Action.SERVE else None
-        return Decision(action, record, key, fp, served, verdict)
+        miss = found is None and self.settings.mode in (Mode.REPLAY, Mode.AUTO)
+        if action is Action.SERVE:
+            assert found is not None
+            playback = self.planner(found, prepared.request.header("accept-encoding"))
+            return Serve(prepared, key, fp, verdict, False, with_rules(playback, verdict))
+        if action is Action.FORWARD:
+            if miss and self.settings.mode is Mode.REPLAY:
+                self.workers.submit(self._log_forwarded_miss, key, prepared)
+            return Forward(prepared, key, fp, verdict, miss, record)
+        # A miss: its nearest recording is looked up (the store is read) on a worker.
+        return Make(prepared, key, fp, verdict, True, action, True)
+
+    def _allocate(self, counter: tuple[str, str]) -> int:
+        """The next occurrence number: the lowest given back, else a new one."""
+        free = self._given_back.get(counter)
+        if free:
+            return heapq.heappop(free)
+        occurrence = self._next.get(counter, 0)
+        self._next[counter] = occurrence + 1
+        return occurrence
+
+    def _lookup(self, key: Key) -> Interaction | None:
+        mode = self.settings.mode
+        if mode is Mode.REPLAY:
+            found = self.store.get_latest(key)
+        elif mode is Mode.AUTO:
+            found = self.store.get(key)
+        else:
+            return None
+        if found is not None and not found.complete and not self._replay_incomplete:
+            return None  # an interrupted recording is a miss unless asked for
+        return found
+
+    @property
+    def _replay_incomplete(self) -> bool:
+        return self._ruleset is not None and self._ruleset.settings.replay_incomplete
 
     @property
     def pacing(self) -> SyntheticPacing:
         """Time to first byte and gap between chunks of made-up streams (unscaled)."""
-        return self.rules.current().settings.synthetic if self.rules else SyntheticPacing()
+        return self._ruleset.settings.synthetic if self._ruleset else SyntheticPacing()
 
-    def cheap_answer(self, decision: Decision, request: Request) -> bool:
-        """Whether making the answer is quick enough for the event loop: a responder or a
-        rule's answer is; a miss (the nearest-recording search reads the store) is not."""
-        if decision.action is not Action.SYNTHESIZE:
-            return False
-        answer = decision.verdict.answer
-        if answer is not None and answer.error is not None:
-            return True
-        if router.find(request) is None:
-            return False
-        # An embedding costs a vector of thousands of floats per input: a batch of 500
-        # takes most of a second.
-        return not _EMBEDDING_PATH.search(request.path)
+    # --- made-up and forwarded answers --------------------------------------------------
 
-    def synthesize(self, decision: Decision, request: Request) -> tuple[Answer, Outcome]:
-        """A made-up answer: the rule's canned reply or error, else the endpoint's responder;
-        a provider-shaped miss (404, naming the nearest recording) when no responder knows
-        the endpoint. A request the responder finds malformed gets the provider's 400."""
-        decoded = decoded_request(request)
-        rule = decision.verdict.answer
-        found = router.find(decoded)
-        provider = error_provider(decoded)
-        if rule is not None and rule.error is not None:
-            e = rule.error
-            answer = error_answer(
-                provider,
-                e.status,
-                e.message or f"replay: error {e.status} from rule {rule.name!r}",
-                code=e.code,
-                retry_after=e.retry_after,
-                headers=e.headers,
+    def make(self, plan: Make) -> Made:
+        """The answer of a `Make` plan, paced and modified, ready to send (may read the
+        store: a miss looks for its nearest recording)."""
+        return self.maker.make(plan, self.settings, self.pacing)
+
+    def _log_forwarded_miss(self, key: Key, prepared: Prepared) -> None:
+        plan = Plan(prepared, key, fingerprint(prepared.decoded, self.policy), NO_VERDICT, True)
+        log_miss(plan, Outcome.FORWARDED, self.maker.nearest(plan))
+
+    @staticmethod
+    def _url(plan: Plan) -> str:
+        return redacted_url(plan.prepared.request)
+
+    def tap(self, plan: Forward, head: ResponseHead) -> Taps:
+        """What to do with a forwarded answer whose head arrived: record it (auto keeps
+        2xx unless `replay_record_errors`), hold it back, cut it."""
+        record = plan.record and (
+            self.settings.mode is not Mode.AUTO
+            or 200 <= head.status < 300
+            or self.settings.record_errors
+        )
+        if plan.record and not record:
+            self.give_back(plan)
+        latency = plan.verdict.latency
+        hold = latency.ttfb if latency is not None and latency.ttfb else 0.0
+        if hold and record:
+            # Chunks arriving during the hold would be tapped late, all at once: the hold
+            # would be baked into the cassette. Recording keeps the real timing.
+            logger.info(
+                "replay: latency rule not applied to %s: it is being recorded", self._url(plan)
             )
-            return answer, Outcome.SYNTHETIC
-        if found is None:
-            return self.miss(decision, request, unknown_endpoint=True), Outcome.MISS
-        route, params = found
-        key = decision.key
-        reply = rule.reply if rule is not None else None
-        # A rule-answered request counts its occurrences apart (see `decide`): its ids and
-        # text are seeded apart too, or a rule's answer and a later made-up one would share
-        # ids (and a stored Responses object would be overwritten).
-        seed = key.fingerprint if rule is None else f"{key.fingerprint}:rule"
-        call = Call(
-            decoded,
-            seed,
-            key.occurrence,
-            reply,
-            self.session,
-            params,
-            self.settings.synthetic_tools,
-        )
-        try:
-            answer = route.respond(call)
-        except BadCall as e:
-            return bad_request_answer(provider, str(e)), Outcome.SYNTHETIC
-        return answer, Outcome.SYNTHETIC
+            hold = 0.0
+        recording = Recording(head) if record else None
+        return Taps(recording, hold, interruption(plan.verdict.fault))
 
-    def miss(self, decision: Decision, request: Request, unknown_endpoint: bool = False) -> Answer:
-        """The provider-shaped 404 for a request nothing answers, naming the nearest
-        recorded request of its namespace and the first field that differs."""
-        nearest = None
-        request = decoded_request(request)
-        try:
-            nearest = self.nearmiss.nearest(decision.key.namespace, request)
-        except Exception:
-            logger.exception("replay: near-miss search failed for %s", redacted_url(request))
-        return miss_answer(
-            request,
-            decision.key,
-            self.settings.mode,
-            nearest,
-            error_provider(request),
-            unknown_endpoint=unknown_endpoint,
-        )
+    def give_back(self, plan: Plan) -> None:
+        """The answer to `plan` will not be stored: its occurrence number is free again."""
+        counter = (plan.key.namespace, plan.key.fingerprint)
+        heapq.heappush(self._given_back.setdefault(counter, []), plan.key.occurrence)
 
-    def should_store(self, decision: Decision, status: int) -> bool:
-        """Whether a forwarded answer with `status` is kept (auto keeps 2xx unless told)."""
-        if not decision.record:
-            return False
-        if self.settings.mode is Mode.AUTO and not 200 <= status < 300:
-            return self.settings.record_errors
-        return True
-
-    def commit(
-        self,
-        decision: Decision,
-        request: Request,
-        head: ResponseHead,
-        ttfb: float,
-        chunks: tuple[Chunk, ...],
-    ) -> None:
-        """Store a complete recording, redacted; returns at once (see `flush`)."""
+    def commit(self, plan: Forward, recording: Recording, ttfb: float) -> None:
+        """Store a recording, redacted (marked incomplete when its answer did not end);
+        returns at once (see `flush`)."""
+        assert recording.head is not None
         # The redaction patterns of the rules in force now (a reload is never read from the
         # commit thread).
-        patterns = self._policy_of.settings.redact if self._policy_of is not None else ()
+        patterns = self._ruleset.settings.redact if self._ruleset is not None else ()
         try:
-            self._committer.submit(
-                self._commit, decision.key, request, head, ttfb, chunks, patterns
-            )
-        except RuntimeError:  # closed: the options changed while this answer was in flight
-            logger.warning("replay: %s not stored: the proxy was reconfigured", request.method)
+            self._committer.submit(self._commit, plan, recording, ttfb, patterns)
+        except RuntimeError:  # closed: the proxy is stopping
+            logger.warning("replay: %s not stored: the proxy is stopping", self._url(plan))
             return
-        counter = (decision.key.namespace, decision.key.fingerprint)
-        self._recorded[counter] = max(self._recorded.get(counter, -1), decision.key.occurrence)
+        counter = (plan.key.namespace, plan.key.fingerprint)
+        self._recorded[counter] = max(self._recorded.get(counter, -1), plan.key.occurrence)
 
     def _commit(
         self,
-        key: Key,
-        request: Request,
-        head: ResponseHead,
+        plan: Forward,
+        recording: Recording,
         ttfb: float,
-        chunks: tuple[Chunk, ...],
         patterns: tuple[re.Pattern[str], ...],
     ) -> None:
+        prepared, head = plan.prepared, recording.head
+        assert head is not None
         try:
-            stored_request = decoded_request(request)
             provenance = Provenance(
                 recorded_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
-                provider=provider_of(request),
-                model=model_of(request, stored_request.body),
-                user_agent=request.header("user-agent"),
+                provider=prepared.provider,
+                model=prepared.model,
+                user_agent=prepared.request.header("user-agent"),
                 upstream_status=head.status,
                 tool_version=__version__,
             )
             interaction = Interaction(
-                key=key,
+                key=plan.key,
                 fingerprint_version=FINGERPRINT_VERSION,
                 ignore=self.policy.ignore,
-                request=stored_request,
+                request=prepared.decoded,
                 response=head,
                 ttfb=max(ttfb, 0.0),
-                chunks=chunks,
-                complete=True,
+                chunks=recording.chunks,
+                complete=recording.complete,
                 provenance=provenance,
             )
             self.store.put(redact(interaction, patterns))
         except Exception:
-            logger.exception("replay: could not store %s", redacted_url(request))
+            logger.exception("replay: could not store %s", self._url(plan))
+
+    # --- the run ------------------------------------------------------------------------
+
+    def settle(
+        self,
+        request: Request,
+        namespace: str,
+        plan: Plan | None,
+        outcome: Outcome,
+        status: int | None,
+        started: float,
+        detail: str | None = None,
+        nearest: NearMiss | None = None,
+    ) -> None:
+        """An exchange ended: its report line, and its place in the run's tally."""
+        key = plan.key if plan is not None else None
+        if plan is not None and plan.verdict.rules:
+            applied = "rules: " + ", ".join(plan.verdict.rules)
+            detail = f"{detail}; {applied}" if detail else applied
+        line = ReportLine(
+            method=request.method,
+            url=redacted_url(request),
+            namespace=namespace,
+            fingerprint=key.fingerprint if key else "",
+            occurrence=key.occurrence if key else -1,
+            outcome=outcome.value,
+            status=status,
+            duration_ms=round((time.monotonic() - started) * 1000, 3),
+            detail=detail,
+            model=plan.prepared.model if plan is not None else None,
+            nearest=_near(nearest),
+        )
+        self.tally.add(line)
+        if self.report is not None:
+            self.report.write(line)
 
     def flush(self) -> None:
         """Wait until every committed recording is written."""
@@ -355,9 +357,16 @@ class Engine:
         self.store.flush()
 
     def close(self) -> None:
-        """Drain the writer; in record mode drop stale occurrences above those recorded."""
+        """A clean stop: drain the writer, clean up (record mode), log the run's summary."""
         self.workers.shutdown(wait=False, cancel_futures=True)
         self._committer.shutdown(wait=True)
+        self._finish_store()
+        if self.report is not None:
+            self.report.close()
+        for line in self.tally.summary():
+            logger.info(line)
+
+    def _finish_store(self) -> None:
         self.store.flush()
         if self.settings.mode is Mode.RECORD:
             for (namespace, fp), highest in self._recorded.items():
@@ -365,3 +374,14 @@ class Engine:
                 if removed:
                     logger.info("removed %d stale occurrence(s) of %s", removed, fp[:12])
         self.store.close()
+
+
+def _near(nearest: NearMiss | None) -> dict[str, object] | None:
+    if nearest is None:
+        return None
+    return {
+        "fingerprint": nearest.fingerprint,
+        "occurrence": nearest.occurrence,
+        "url": nearest.url,
+        "field": nearest.field,
+    }

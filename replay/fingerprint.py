@@ -20,7 +20,7 @@ from functools import lru_cache
 
 from replay import canonical
 from replay.models import DEFAULT_PORTS, Request
-from replay.redact import SECRET_PARAMS, scrub_body, scrub_text
+from replay.redact import SECRET_PARAMS, redact_user, scrub_body, scrub_text
 
 FINGERPRINT_VERSION = 1
 
@@ -32,14 +32,29 @@ MATERIAL_ORDER = ("v", "method", "scheme", "authority", "path", "query", "header
 
 
 @dataclass(frozen=True, slots=True)
+class Normalizer:
+    """A regex whose matches in request strings are replaced before fingerprinting (the
+    rules file's `settings.normalize`)."""
+
+    pattern: re.Pattern[str]
+    replace: str = ""
+    """Literal text (no group references)."""
+
+    def apply(self, text: str) -> str:
+        return self.pattern.sub(lambda _: self.replace, text)
+
+
+@dataclass(frozen=True, slots=True)
 class FingerprintPolicy:
     """What the user chose to leave out of the key."""
 
     ignore: tuple[str, ...] = ()
     """JSON body paths (`replay_ignore`) removed before hashing."""
-    normalize: tuple[tuple[re.Pattern[str], str], ...] = ()
-    """(pattern, replacement) pairs applied to the body's JSON strings (or its text)
-    before hashing: the rules file's `settings.normalize`."""
+    normalize: tuple[Normalizer, ...] = ()
+    """Applied to the body's JSON strings (or its text) before hashing."""
+    redact: tuple[re.Pattern[str], ...] = ()
+    """The user's redaction patterns (rules file `settings.redact`): their matches are
+    replaced as in the stored request, so that a stored request keys like its original."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +106,8 @@ def material(request: Request, policy: FingerprintPolicy) -> dict[str, object]:
 
 
 def _material(request: Request, policy: FingerprintPolicy) -> dict[str, object]:
+    if policy.redact:
+        request = redact_user(canonical.decoded_request(request), policy.redact)
     return {
         "v": FINGERPRINT_VERSION,
         "method": request.method.upper(),
@@ -134,11 +151,11 @@ def _body(request: Request, policy: FingerprintPolicy) -> dict[str, object]:
     return tagged
 
 
-def _normalized(value: object, rules: tuple[tuple[re.Pattern[str], str], ...]) -> object:
+def _normalized(value: object, rules: tuple[Normalizer, ...]) -> object:
     """`value` with every string in it (keys aside) rewritten by the normalisers."""
     if isinstance(value, str):
-        for pattern, replacement in rules:
-            value = pattern.sub(replacement.replace("\\", "\\\\"), value)  # literal
+        for rule in rules:
+            value = rule.apply(value)
         return value
     if isinstance(value, dict):
         return {k: _normalized(v, rules) for k, v in value.items()}

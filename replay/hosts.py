@@ -1,8 +1,8 @@
-"""Which traffic is LLM traffic, and whose: the `replay_hosts` policy and provider naming.
+"""Which traffic is LLM traffic: the `replay_hosts` policy, and a request's model name.
 
 Owns the list of known provider hosts, the known LLM API path surfaces, host globs, and the
-small readers that name a request's provider and model for provenance. Knows nothing of
-mitmproxy, the store or fingerprints.
+reader of a request's model name. A request's provider is `providers.router.resolve`'s.
+Knows nothing of mitmproxy, the store or fingerprints.
 """
 
 from __future__ import annotations
@@ -69,24 +69,6 @@ class HostPolicy:
         if self._hosts.match(host.lower().rstrip(".")):
             return True
         return not self.globs and LLM_PATHS.match(path) is not None
-
-
-def provider_of(request: Request) -> str:
-    """A short provider name for provenance: openai, anthropic, gemini, azure, ollama, ..."""
-    host = request.host.lower()
-    if host == "api.openai.com":
-        return "openai"
-    if host == "api.anthropic.com":
-        return "anthropic"
-    if host.endswith("googleapis.com"):
-        return "gemini"
-    if "azure" in host:
-        return "azure"
-    if request.path.startswith("/api/") or request.port == 11434:
-        return "ollama"
-    if request.path.endswith("/messages"):
-        return "anthropic-compatible"
-    return "openai-compatible" if LLM_PATHS.match(request.path) else host
 
 
 _GEMINI_MODEL = re.compile(r"/models/([^/:]+):")

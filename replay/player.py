@@ -2,12 +2,15 @@
 
 Owns `plan()`: header clean-up and framing, content-encoding negotiation against the
 client's `accept-encoding` (a body is replayed as recorded when the client admits its
-encoding, else decoded on the way out, chunk by chunk), and time scaling by `replay_speed`.
+encoding, else decoded on the way out, chunk by chunk), and time scaling by `replay_speed`;
+`paced()` for made-up answers, `modified()` for the rules' latency and faults, and
+`Withheld`, which counts the chunks of a forwarded answer a fault cuts.
 Knows nothing of sockets (the chunk server sends a playback) or of mitmproxy.
 """
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from enum import StrEnum
@@ -123,7 +126,8 @@ def _scaled(value: float, speed: float) -> float:
 
 
 def plan(interaction: Interaction, speed: float, accept_encoding: str | None) -> Playback:
-    """The playback of `interaction` for a client that sent `accept_encoding`."""
+    """The playback of `interaction` for a client that sent `accept_encoding`. An
+    incomplete recording (replayed only when asked) ends with the connection dropped."""
     head = interaction.response
     headers = without_headers(head.headers, CONNECTION_HEADERS)
     chunks = interaction.chunks
@@ -151,7 +155,7 @@ def plan(interaction: Interaction, speed: float, accept_encoding: str | None) ->
             headers = _with_framing(headers, ("content-length", str(total)))
         # else: a body-less recording with a length (an answer to HEAD) keeps it
 
-    return Playback(
+    playback = Playback(
         status=head.status,
         reason=_reason(head),
         headers=headers,
@@ -159,6 +163,9 @@ def plan(interaction: Interaction, speed: float, accept_encoding: str | None) ->
         chunks=scaled,
         framing=framing,
     )
+    if not interaction.complete:  # replayed as it happened: the connection breaks
+        return modified(playback, interruption=Interruption(len(scaled)))
+    return playback
 
 
 def _reason(head: ResponseHead) -> str:
@@ -272,6 +279,31 @@ def modified(
         framing,
         interruption if interruption is not None else playback.interruption,
     )
+
+
+class Withheld:
+    """A fault on a forwarded answer, counted as its chunks go by: a response-stream
+    function that passes the first `after` chunks (through `inner`, the recording tap, or
+    as they are) and withholds the rest from the client, whose connection is then dropped.
+    The recording, if any, still sees every chunk."""
+
+    def __init__(self, inner: object, after: int) -> None:
+        self.inner = inner if callable(inner) else None
+        self.left = after
+        self.cut_at: float | None = time.monotonic() if after <= 0 else None
+        """When the last chunk the client gets went by (monotonic)."""
+
+    def __call__(self, data: bytes) -> bytes | list[bytes]:
+        if self.inner is not None:
+            data = self.inner(data)
+        if not data:
+            return data
+        if self.left <= 0:
+            return []  # not b"": an empty chunk would end a chunked body cleanly
+        self.left -= 1
+        if self.left == 0:
+            self.cut_at = time.monotonic()
+        return data
 
 
 def _phrase(status: int) -> str:

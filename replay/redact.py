@@ -266,7 +266,9 @@ def _scrub_user_bytes(data: bytes, patterns: Sequence[re.Pattern[str]]) -> bytes
     return data if scrubbed == text else scrubbed.encode("utf-8", "surrogateescape")
 
 
-def _user_redacted(request: Request, patterns: Sequence[re.Pattern[str]]) -> Request:
+def redact_user(request: Request, patterns: Sequence[re.Pattern[str]]) -> Request:
+    """`request` with every match of the user's `patterns` replaced by USER_PLACEHOLDER in
+    its path, query values, header values and (content-decoded) body."""
     if not patterns:
         return request
     return replace(
@@ -290,7 +292,7 @@ def redact_request(request: Request, patterns: Sequence[re.Pattern[str]] = ()) -
             redacted_url(request),
         )
         request = replace(request, body=UNDECODABLE_BODY)
-    request = _user_redacted(request, patterns)
+    request = redact_user(request, patterns)
     body = scrub_body(request.body, request.header("content-type"))
     headers = redact_headers(request.headers)
     if body != request.body and header_value(headers, "content-length") is not None:

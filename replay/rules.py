@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from replay.conversation import has_tool_result, last_user_text
+from replay.fingerprint import Normalizer
 from replay.hosts import model_of
 from replay.models import Request
 from replay.rules_parse import parse_document, read_document
@@ -35,7 +36,6 @@ from replay.rules_schema import (
     HttpError,
     Latency,
     Match,
-    Normalizer,
     Rule,
     RulesError,
     RuleSettings,
@@ -91,11 +91,11 @@ class _View:
 
     __slots__ = ("_body", "_model", "_parsed", "_tool_result", "_user", "namespace", "request")
 
-    def __init__(self, request: Request, namespace: str) -> None:
+    def __init__(self, request: Request, namespace: str, body: object = _UNSET) -> None:
         self.request = request
         self.namespace = namespace
-        self._parsed = False
-        self._body: object = None
+        self._parsed = body is not _UNSET
+        self._body: object = None if body is _UNSET else body
         self._model: str | None = _UNSET
         self._user: str | None = _UNSET
         self._tool_result: bool | None = None
@@ -198,8 +198,9 @@ class RuleSet:
                 return self._used[index]
         raise KeyError(name)
 
-    def evaluate(self, request: Request, namespace: str) -> Verdict:
-        """What the rules say about `request` (its body already content-decoded).
+    def evaluate(self, request: Request, namespace: str, body: object = _UNSET) -> Verdict:
+        """What the rules say about `request` (its body already content-decoded; `body`,
+        when given, is its JSON already parsed: None for a body that is not JSON).
 
         A rule applies when it matches, is not spent (`times`), and contributes: it is the
         first matching answer rule, or it carries latency or a fault. An answer rule that an
@@ -207,7 +208,7 @@ class RuleSet:
         """
         if not self.rules:
             return NOTHING
-        view = _View(request, namespace)
+        view = _View(request, namespace, body)
         matched = [i for i, m in enumerate(self._matchers) if m.matches(view)]
         if not matched:
             return NOTHING

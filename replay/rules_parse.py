@@ -25,13 +25,13 @@ from typing import Any, TypeVar
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from replay.fingerprint import Normalizer
 from replay.providers.base import Reply, ToolCall
 from replay.rules_schema import (
     Fault,
     HttpError,
     Latency,
     Match,
-    Normalizer,
     Rule,
     RulesError,
     RuleSettings,

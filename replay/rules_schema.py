@@ -1,7 +1,8 @@
 """The rules file's values: what a rules file holds, as frozen dataclasses, and RulesError.
 
 Owns `Rule` and its parts (`Match`, `TextMatch`, `HttpError`, `Latency`, `Fault`), the
-`settings:` section (`RuleSettings`, `SyntheticPacing`, `Normalizer`) and `RulesError`.
+`settings:` section (`RuleSettings`, `SyntheticPacing`; `Normalizer` is fingerprint.py's) and
+`RulesError`.
 Reading and checking a file is rules_parse.py's; what rules do to a request is rules.py's
 (which re-exports these names). docs/rules.md is the user's reference.
 """
@@ -12,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from replay.errors import ConfigError
+from replay.fingerprint import Normalizer
 from replay.providers.base import Reply
 
 
@@ -123,18 +125,6 @@ class SyntheticPacing:
 
     ttfb: float = 0.03
     chunk: float = 0.005
-
-
-@dataclass(frozen=True, slots=True)
-class Normalizer:
-    """A regex whose matches in request strings are replaced before fingerprinting."""
-
-    pattern: re.Pattern[str]
-    replace: str = ""
-    """Literal text (no group references)."""
-
-    def apply(self, text: str) -> str:
-        return self.pattern.sub(lambda _: self.replace, text)
 
 
 @dataclass(frozen=True, slots=True)

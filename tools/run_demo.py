@@ -66,8 +66,9 @@ export REQUESTS_CA_BUNDLE=$SSL_CERT_FILE CURL_CA_BUNDLE=$SSL_CERT_FILE
 {CURL_EXAMPLE}
 {PYTHON_EXAMPLE}   # pip install openai
 
-Answers carry `x-replay: hit` (curl -D - shows it); an unrecorded request gets a 404 naming
-its fingerprint. More examples: README.md, "Try it against the shipped cassettes".
+Answers carry `x-replay: hit` (curl -D - shows it); an unrecorded request gets a made-up
+answer marked `x-replay: synthetic`, logged here with its nearest recording. More examples:
+README.md, "Try it against the shipped cassettes".
 """
 
 

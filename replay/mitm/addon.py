@@ -1,146 +1,81 @@
-"""The mitmproxy addon: options, hooks, and the wiring of engine, store and chunk server.
+"""The mitmproxy addon: options, hooks, and the wiring of engine and chunk server.
 
-Owns the hook sequence of a handled flow (request → responseheaders → response | error),
-the per-flow state (kept in a dict keyed by flow id, not in `flow.metadata`, which `-w`
-would serialise), option registration from OPTION_SPECS and their validation, forcing
-`connection_strategy=lazy`, and the unknown-`replay_*`-option check. Decisions live in the
-engine, timing in the player and chunk server; this module only wires them to mitmproxy.
+Owns the hook sequence of a handled flow (request → responseheaders → response | error) and
+the per-flow state (a dict keyed by flow id, not `flow.metadata`, which `-w` would
+serialise), option registration from OPTION_SPECS, forcing `connection_strategy=lazy`, and
+the unknown-`replay_*`-option check. Every decision is the engine's (a plan per request, an
+answer made, a recording kept or not), timing is the player's and the chunk server's: this
+module carries plans out on mitmproxy's objects.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
-import os
-import sys
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from mitmproxy import ctx, exceptions, http
 
+from replay.answers import error_playback
 from replay.chunkserver import JOB_HEADER, ChunkServer
-from replay.config import OPTION_NAMES, OPTION_SPECS, Settings
-from replay.engine import Action, Decision, Engine
+from replay.config import OPTION_NAMES, Settings
+from replay.engine import INLINE_BODY, Engine
 from replay.errors import BadNamespace, ConfigError
 from replay.fingerprint import Fingerprint
-from replay.mitm import adapt
-from replay.models import Outcome, Request, ResponseHead
-from replay.player import Interruption, Planner, Playback, modified, paced
+from replay.hosts import HostPolicy
+from replay.mitm import adapt, options
+from replay.models import Outcome, Request
+from replay.plan import Forward, Make, Plan, Serve
+from replay.player import Interruption, Playback, Withheld
+from replay.prepared import Prepared
+from replay.providers.errors import NearMiss
 from replay.recorder import Recording
 from replay.redact import redacted_url
-from replay.report import ReportLine, ReportWriter
-from replay.rules import Fault, RulesFile
+from replay.rules import RulesFile
 
 logger = logging.getLogger("replay")
 
-
-@dataclass(slots=True)
-class _FlowState:
-    request: Request
-    namespace: str
-    decision: Decision | None
-    outcome: Outcome
-    engine: Engine | None = None
-    """The engine that decided: a recording is committed through it even if options
-    changed meanwhile."""
-    started: float = field(default_factory=time.monotonic)
-    job: str | None = None
-    target: adapt.Target | None = None
-    recording: Recording | None = None
-    head: ResponseHead | None = None
-    ttfb: float = 0.0
-    fault: Interruption | None = None
-    """A rule's fault on a forwarded answer: chunks past `after` are withheld."""
-    faulted: bool = False
-    """The proxy itself drops this answer (a rule's fault): a connection error is its own."""
-
-
-INLINE_BODY = 256 * 1024
-"""Requests with larger bodies are answered from a worker thread (made-up answers)."""
 UPSTREAM_HOLD = 300.0
 """How long a held stall keeps a forwarded answer's client waiting (upstream is done)."""
 
 
-def _interruption(fault: Fault | None) -> Interruption | None:
-    """A rule's fault as the player's interruption."""
-    if fault is None:
-        return None
-    if fault.stall_after is not None:
-        return Interruption(fault.stall_after, fault.stall, hold=fault.stall is None)
-    if fault.cut_after is not None:
-        return Interruption(fault.cut_after)
-    return None
-
-
-class _Withheld:
-    """A response stream function that passes the first `after` chunks (through `inner`,
-    the recording tap or nothing) and withholds the rest from the client."""
-
-    def __init__(self, inner: object, after: int) -> None:
-        self.inner = inner if callable(inner) else None
-        self.left = after
-        self.cut_at: float | None = time.monotonic() if after <= 0 else None
-        """When the last chunk the client gets went by (monotonic)."""
-
-    def __call__(self, data: bytes) -> bytes | list[bytes]:
-        if self.inner is not None:
-            data = self.inner(data)
-        if not data:
-            return data
-        if self.left <= 0:
-            return []  # not b"": an empty chunk would end a chunked body cleanly
-        self.left -= 1
-        if self.left == 0:
-            self.cut_at = time.monotonic()
-        return data
-
-
-def _user_set_connection_strategy() -> bool:
-    """Whether the user chose `connection_strategy`, even its default (`eager`).
-
-    mitmproxy keeps no record of which options were set explicitly, and a script loads
-    after the command line was applied, so the command line and config.yaml are read.
-    """
-    if ctx.options.has_changed("connection_strategy"):
-        return True
-    if any("connection_strategy" in arg for arg in sys.argv[1:]):
-        return True
-    confdir = Path(os.path.expanduser(ctx.options.confdir))
-    for name in ("config.yaml", "config.yml"):
-        with contextlib.suppress(OSError):
-            if "connection_strategy" in (confdir / name).read_text(errors="replace"):
-                return True
-    return False
+@dataclass(slots=True)
+class _Flow:
+    request: Request
+    namespace: str
+    engine: Engine
+    plan: Plan | None = None
+    outcome: Outcome = Outcome.ERROR
+    started: float = field(default_factory=time.monotonic)
+    detail: str | None = None
+    nearest: NearMiss | None = None
+    job: str | None = None
+    target: adapt.Target | None = None
+    recording: Recording | None = None
+    ttfb: float = 0.0
+    cut: Interruption | None = None
+    """A rule's fault on a forwarded answer (`Withheld` counts the chunks)."""
+    faulted: bool = False
+    """The chunk server drops this answer (a rule's fault): a connection error is its own."""
 
 
 class ReplayAddon:
     """Record and replay LLM provider traffic (see SPEC.md)."""
 
     def __init__(self) -> None:
-        self.settings: Settings | None = None
         self.engine: Engine | None = None
-        self.report: ReportWriter | None = None
+        self.hosts = HostPolicy()
         self.pacer: ChunkServer | None = None
-        self.flows: dict[str, _FlowState] = {}
-        self.planner = Planner(1.0)
+        self.flows: dict[str, _Flow] = {}
         self.responses = adapt.InlineResponses()
 
     # --- lifecycle -------------------------------------------------------------------
 
     def load(self, loader: Any) -> None:
-        for spec in OPTION_SPECS:
-            loader.add_option(
-                spec.name,
-                spec.typespec,
-                spec.default,
-                spec.help,
-                choices=list(spec.choices) if spec.choices else None,
-            )
+        options.register(loader)
 
     def configure(self, updated: set[str]) -> None:
         if not updated & OPTION_NAMES and self.engine is not None:
@@ -149,77 +84,74 @@ class ReplayAddon:
             settings = Settings.from_options({n: getattr(ctx.options, n) for n in OPTION_NAMES})
         except ConfigError as e:
             raise exceptions.OptionsError(str(e)) from None
-        if "connection_strategy" in updated and not _user_set_connection_strategy():
+        if "connection_strategy" in updated and not options.user_set_connection_strategy():
             # Replay must never touch upstream: no connect at CONNECT time (SPEC.md).
             ctx.options.update(connection_strategy="lazy")
             logger.info("replay: connection_strategy set to lazy")
-        if settings != self.settings:
+        engine = self.engine
+        if engine is not None and settings == engine.settings:
+            return
+        rules = None
+        if settings.rules and (engine is None or settings.rules != engine.settings.rules):
             try:  # an invalid rules file stops startup (or this change), naming the problem
-                rules = RulesFile(settings.rules) if settings.rules else None
+                rules = RulesFile(settings.rules)
             except ConfigError as e:
                 raise exceptions.OptionsError(f"replay_rules: {e}") from None
-            self._close_engine()
-            self.settings = settings
+        if engine is None:
             self.engine = Engine(settings, rules=rules)
-            self.planner = Planner(settings.speed)
-            self.responses = adapt.InlineResponses()
-            self.report = ReportWriter(settings.report) if settings.report else None
-            if self.pacer is None or self.pacer.size != settings.pacer_ports:
-                if self.pacer is not None:
-                    self.pacer.close()
-                self.pacer = ChunkServer(settings.pacer_ports)
+        else:
+            engine.reconfigure(settings, rules if settings.rules else None)
+        self.hosts = HostPolicy(settings.hosts)
+        self.responses = adapt.InlineResponses()
+        if self.pacer is None or self.pacer.size != settings.pacer_ports:
+            if self.pacer is not None:
+                self.pacer.close()
+            self.pacer = ChunkServer(settings.pacer_ports)
 
     def running(self) -> None:
-        unknown = sorted(n for n in ctx.options.deferred if n.startswith("replay_"))
+        unknown = options.unknown()
         for name in unknown:
             logger.error(
                 "replay: unknown option %s (known: %s)", name, ", ".join(sorted(OPTION_NAMES))
             )
-        if self.settings is not None and not unknown:
-            s = self.settings
+        if self.engine is None:
+            logger.error("replay: the addon was loaded but never configured; stopping")
+            ctx.master.shutdown()
+        elif not unknown:
+            s = self.engine.settings
             logger.info(
                 "replay: ready: mode=%s miss=%s dir=%s speed=%g", s.mode, s.miss, s.dir, s.speed
             )
 
     def done(self) -> None:
-        self._close_engine()
-        self.settings = None  # a later configure (the addon added again) builds anew
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None  # a later configure (the addon added again) builds anew
         if self.pacer is not None:
             self.pacer.close()
             self.pacer = None
 
-    def _close_engine(self) -> None:
-        if self.engine is not None:
-            self.engine.close()
-            self.engine = None
-        if self.report is not None:
-            self.report.close()
-            self.report = None
-
-    # --- hooks -----------------------------------------------------------------------
+    # --- the request -----------------------------------------------------------------
 
     def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
-        # Sync, returning an awaitable only when the answer has to wait (a recorded time to
-        # first byte, the chunk server's start): mitmproxy awaits what a hook returns, and a
-        # hit at speed 0 then costs no coroutine.
+        # Sync, returning an awaitable only when the answer has to wait: mitmproxy awaits
+        # what a hook returns, and a hit at speed 0 then costs no coroutine. Any failure
+        # answers 502: mitmproxy would otherwise send the request upstream, keys and all.
         try:
             return self._request(flow)
         except Exception as e:
-            # mitmproxy would log the exception and send the request upstream, credentials
-            # and all, even in replay mode: answer 502 instead.
-            state = self.flows.get(flow.id)
-            if state is None:
-                state = _FlowState(adapt.request_from_flow(flow), "", None, Outcome.ERROR)
-            self._fail(flow, state, e)
+            self._fail(flow, e)
             return None
 
     def _request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
-        engine = self.engine
-        if engine is None or flow.response is not None or flow.id in self.flows:
+        if flow.response is not None or flow.id in self.flows:
             return None
         r = flow.request
-        if not engine.hosts.handles(r.host, r.path.split("?", 1)[0]):
+        if not self.hosts.handles(r.host, r.path.split("?", 1)[0]):
             return None
+        engine = self.engine
+        if engine is None:  # never forward what no configured addon decided about
+            raise RuntimeError("the replay addon is not configured")
         request = adapt.request_from_flow(flow)
         if (request.header("upgrade") or "").lower() == "websocket":
             return None  # realtime APIs pass through untouched, unrecorded
@@ -227,129 +159,80 @@ class ReplayAddon:
         if requested is not None:  # chooses the namespace; never forwarded nor stored
             r.headers.pop(adapt.CASSETTE_HEADER, None)
             request = adapt.request_from_flow(flow)
+        state = self.flows[flow.id] = _Flow(request, "", engine)
         try:
-            namespace = engine.namespace(requested)
+            state.namespace = engine.namespace(requested)
         except BadNamespace as e:
-            self._answer_error(flow, request, "", 400, str(e))
+            state.detail = str(e)
+            self._answer(flow, state, error_playback(request, 400, str(e)))
             return None
         if len(request.body) > INLINE_BODY:
-            # Fingerprinting (decoding, parsing, scrubbing) a request of megabytes (a
-            # vision prompt) takes tens of ms: off the event loop, then decided on it.
-            return self._handle_off_loop(flow, engine, request, namespace)
-        return self._handle(flow, engine, request, namespace, None)
+            # Decoding and keying a body of megabytes (a vision prompt) takes tens of ms.
+            return self._prepare_off_loop(flow, state)
+        return self._carry_out(flow, state, *engine.prepare(request, state.namespace))
 
-    async def _handle_off_loop(
-        self, flow: http.HTTPFlow, engine: Engine, request: Request, namespace: str
-    ) -> None:
+    async def _prepare_off_loop(self, flow: http.HTTPFlow, state: _Flow) -> None:
         try:
             loop = asyncio.get_running_loop()
-            fp = await loop.run_in_executor(engine.workers, engine.fingerprint, request)
-            pending = self._handle(flow, engine, request, namespace, fp)
+            engine = state.engine
+            ready = await loop.run_in_executor(
+                engine.workers, engine.prepare, state.request, state.namespace
+            )
+            pending = self._carry_out(flow, state, *ready)
             if pending is not None:
                 await pending
         except Exception as e:
-            state = self.flows.get(flow.id) or _FlowState(request, namespace, None, Outcome.ERROR)
-            self._fail(flow, state, e)
+            self._fail(flow, e)
 
-    def _handle(
-        self,
-        flow: http.HTTPFlow,
-        engine: Engine,
-        request: Request,
-        namespace: str,
-        fp: Fingerprint | None,
+    def _carry_out(
+        self, flow: http.HTTPFlow, state: _Flow, prepared: Prepared, fp: Fingerprint
     ) -> Awaitable[None] | None:
-        """Decide, then serve, make up, or let the request go upstream."""
-        r = flow.request
-        try:
-            decision = engine.decide(request, namespace, fp)
-        except Exception as e:
-            logger.exception("replay: cannot handle %s %s", r.method, redacted_url(request))
-            self._answer_error(flow, request, namespace, 502, f"replay failed: {e}")
-            return None
-        state = _FlowState(request, namespace, decision, Outcome.FORWARDED, engine)
-        self.flows[flow.id] = state
-        match decision.action:
-            case Action.SERVE:
-                assert decision.interaction is not None
+        plan = state.plan = state.engine.plan(prepared, fp)
+        match plan:
+            case Serve():
                 state.outcome = Outcome.HIT
-                accept = request.header("accept-encoding")
-                return self._deliver(flow, state, self.planner(decision.interaction, accept))
-            case Action.SYNTHESIZE | Action.FAIL:
-                if len(request.body) > INLINE_BODY or not engine.cheap_answer(decision, request):
-                    # A miss searches the store for the nearest recording; embeddings of a
-                    # long batch, or a huge request, take a while: off the event loop.
-                    return self._make_off_loop(flow, state, engine)
-                return self._make(flow, state, engine)
+                return self._deliver(flow, state, plan.playback)
+            case Make() if plan.costly:
+                return self._make_off_loop(flow, state, plan)
+            case Make():
+                return self._deliver(flow, state, self._made(state, plan))
             case _:
-                return None  # forwarded: modifiers apply when the answer comes
+                state.outcome = Outcome.FORWARDED  # the answer's head may make it RECORDED
+                return None
 
-    def _make(
-        self, flow: http.HTTPFlow, state: _FlowState, engine: Engine
-    ) -> Awaitable[None] | None:
-        """Make up the answer (a synthetic one, or a miss) and send it."""
-        return self._deliver(flow, state, self._made(state, engine))
-
-    async def _make_off_loop(self, flow: http.HTTPFlow, state: _FlowState, engine: Engine) -> None:
+    async def _make_off_loop(self, flow: http.HTTPFlow, state: _Flow, plan: Make) -> None:
         try:
             loop = asyncio.get_running_loop()
-            playback = await loop.run_in_executor(engine.workers, self._made, state, engine)
+            playback = await loop.run_in_executor(state.engine.workers, self._made, state, plan)
             pending = self._deliver(flow, state, playback)
             if pending is not None:
                 await pending
         except Exception as e:
-            self._fail(flow, state, e)
+            self._fail(flow, e)
 
-    def _made(self, state: _FlowState, engine: Engine) -> Playback:
-        decision, request = state.decision, state.request
-        assert decision is not None
-        if decision.action is Action.SYNTHESIZE:
-            answer, state.outcome = engine.synthesize(decision, request)
-            ttfb, gap = engine.pacing.ttfb, engine.pacing.chunk
-        else:
-            state.outcome = Outcome.MISS
-            answer, ttfb, gap = engine.miss(decision, request), 0.0, 0.0
-        return paced(
-            answer.status,
-            answer.headers,
-            answer.frames,
-            answer.stream,
-            ttfb,
-            gap,
-            engine.settings.speed,
-            omit_body=request.method.upper() == "HEAD",
-        )
+    def _made(self, state: _Flow, plan: Make) -> Playback:
+        made = state.engine.make(plan)
+        state.outcome, state.nearest = made.outcome, made.nearest
+        return made.playback
 
     def _deliver(
-        self, flow: http.HTTPFlow, state: _FlowState, playback: Playback
+        self, flow: http.HTTPFlow, state: _Flow, playback: Playback
     ) -> Awaitable[None] | None:
-        """Send a playback (a hit, a made-up answer, a miss) with the rules' modifiers:
-        through the chunk server when it has several chunks or a fault, else inline after
-        its time to first byte."""
-        assert state.decision is not None
-        verdict = state.decision.verdict
-        if verdict.latency is not None or verdict.fault is not None:
-            latency = verdict.latency
-            playback = modified(
-                playback,
-                latency.ttfb if latency else None,
-                latency.chunk if latency else None,
-                _interruption(verdict.fault),
-            )
+        """Send a playback: through the chunk server when it has several chunks or a fault,
+        else inline after its time to first byte."""
         if playback.streamed and self.pacer is not None:
-            state.faulted = playback.interruption is not None  # the chunk server will drop it
-            return self._stream(flow, state, playback, asyncio.get_running_loop().time())
+            state.faulted = playback.interruption is not None  # the chunk server drops it
+            return self._stream(flow, state, playback)
         if playback.ttfb > 0:
-            return self._answer_after(playback.ttfb, flow, state, playback)
-        self._answer(flow, playback, state)
+            return self._answer_after(flow, state, playback)
+        self._answer(flow, state, playback)
         return None
 
-    async def _stream(
-        self, flow: http.HTTPFlow, state: _FlowState, playback: Playback, t_request: float
-    ) -> None:
+    async def _stream(self, flow: http.HTTPFlow, state: _Flow, playback: Playback) -> None:
         """Hand a playback of several chunks to the chunk server and point the flow at it."""
-        pacer = self.pacer
+        t_request = asyncio.get_running_loop().time()
         try:
+            pacer = self.pacer
             assert pacer is not None
             await pacer.start()
             state.job = pacer.register(playback, t_request)
@@ -357,82 +240,73 @@ class ReplayAddon:
             port = pacer.port_for(None if h2 else flow.client_conn.id)
             state.target = adapt.route_to_loopback(flow, port, JOB_HEADER, state.job)
         except Exception as e:
-            self._fail(flow, state, e)
+            self._fail(flow, e)
 
-    async def _answer_after(
-        self, delay: float, flow: http.HTTPFlow, state: _FlowState, playback: Playback
-    ) -> None:
-        await asyncio.sleep(delay)
+    async def _answer_after(self, flow: http.HTTPFlow, state: _Flow, playback: Playback) -> None:
+        await asyncio.sleep(playback.ttfb)
         try:
-            self._answer(flow, playback, state)
+            self._answer(flow, state, playback)
         except Exception as e:
-            self._fail(flow, state, e)
+            self._fail(flow, e)
 
-    def _answer(self, flow: http.HTTPFlow, playback: Playback, state: _FlowState) -> None:
+    def _answer(self, flow: http.HTTPFlow, state: _Flow, playback: Playback) -> None:
         """Answer inline: mitmproxy sends the response in one piece."""
-        assert state.decision is not None
-        fingerprint = state.decision.key.fingerprint
+        plan = state.plan
+        fingerprint = plan.key.fingerprint if plan is not None else None
         version = flow.request.http_version
-        if state.outcome is Outcome.HIT and not state.decision.verdict.rules:
-            flow.response = self.responses(playback, version, fingerprint)
+        if state.outcome is Outcome.HIT and plan is not None and plan.plain:
+            flow.response = self.responses(playback, version, plan.key.fingerprint)
         else:
             flow.response = adapt.inline_response(playback, version)
             adapt.mark(flow.response, state.outcome, fingerprint)
 
-    def _fail(self, flow: http.HTTPFlow, state: _FlowState, error: Exception) -> None:
+    def _fail(self, flow: http.HTTPFlow, error: Exception) -> None:
         """The addon could not answer: a 502, never a fall-through to the real upstream."""
-        logger.error("replay: cannot serve %s: %r", redacted_url(state.request), error)
-        state.outcome = Outcome.ERROR
-        body = json.dumps({"error": {"message": f"replay failed: {error}"}}).encode()
-        if flow.request.method.upper() == "HEAD":
-            body = b""
-        flow.response = adapt.simple_response(502, [("content-type", "application/json")], body)
-        fingerprint = state.decision.key.fingerprint if state.decision else None
+        state = self.flows.get(flow.id)
+        request = state.request if state is not None else adapt.request_from_flow(flow)
+        logger.error("replay: cannot serve %s: %r", redacted_url(request), error)
+        if state is None and self.engine is not None:  # reported by the response hook
+            state = self.flows[flow.id] = _Flow(request, "", self.engine)
+        if state is not None:
+            state.outcome, state.detail = Outcome.ERROR, f"replay failed: {error}"
+        playback = error_playback(request, 502, f"replay failed: {error}")
+        flow.response = adapt.inline_response(playback, flow.request.http_version)
+        fingerprint = state.plan.key.fingerprint if state and state.plan else None
         adapt.mark(flow.response, Outcome.ERROR, fingerprint)
+
+    # --- forwarded answers -----------------------------------------------------------
 
     def responseheaders(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         state = self.flows.get(flow.id)
-        if state is None or state.decision is None or flow.response is None:
+        if state is None or flow.response is None:
             return None
-        decision = state.decision
-        if state.target is not None:  # a stream from our chunk server
+        plan = state.plan
+        if state.target is not None and plan is not None:  # a stream from our chunk server
             flow.response.stream = True
-            adapt.mark(flow.response, state.outcome, decision.key.fingerprint)
+            adapt.mark(flow.response, state.outcome, plan.key.fingerprint)
             return None
-        if decision.action is not Action.FORWARD or state.engine is None:
+        if not isinstance(plan, Forward):
             return None
-        state.head = adapt.head_from_response(flow.response)
+        head = adapt.head_from_response(flow.response)
         if flow.request.timestamp_end is not None and flow.response.timestamp_start is not None:
             state.ttfb = flow.response.timestamp_start - flow.request.timestamp_end
-        if state.engine.should_store(decision, flow.response.status_code):
-            state.recording = Recording()
+        taps = state.engine.tap(plan, head)
+        state.recording = taps.recording
+        if taps.recording is not None:
             state.outcome = Outcome.RECORDED
-            flow.response.stream = state.recording.tap
+            flow.response.stream = taps.recording.tap
         else:
             flow.response.stream = True  # forward as it arrives, never buffer
-        adapt.mark(flow.response, state.outcome, decision.key.fingerprint)
-        verdict = decision.verdict
-        if verdict.fault is not None:
-            cut = _interruption(verdict.fault)
-            assert cut is not None
-            state.fault = cut
-            flow.response.stream = _Withheld(flow.response.stream, cut.after)
+        adapt.mark(flow.response, state.outcome, plan.key.fingerprint)
+        if taps.cut is not None:
+            state.cut = taps.cut
+            flow.response.stream = Withheld(flow.response.stream, taps.cut.after)
             if flow.request.http_version.startswith("HTTP/1"):
                 # A body with a content-length, cut after its last chunk, would look whole:
                 # chunked framing without its terminator shows the break.
                 flow.response.headers.pop("content-length", None)
                 flow.response.headers["transfer-encoding"] = "chunked"
-        if verdict.latency is not None and verdict.latency.ttfb:
-            if state.recording is not None:
-                # Chunks arriving during the hold would be tapped late, all at once: the
-                # hold would be baked into the cassette. Recording keeps the real timing.
-                logger.info(
-                    "replay: latency rule not applied to %s: it is being recorded",
-                    redacted_url(state.request),
-                )
-                return None
-            return asyncio.sleep(verdict.latency.ttfb)  # holds the headers back
-        return None
+        return asyncio.sleep(taps.hold) if taps.hold else None
 
     def response(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         state = self.flows.pop(flow.id, None)
@@ -440,31 +314,20 @@ class ReplayAddon:
             return None
         self._release(flow, state)
         recording = state.recording
-        if recording is not None and state.head is not None and state.decision is not None:
-            if not recording.chunks and recording.abort_reason is None and flow.response:
+        if recording is not None and flow.response is not None:
+            if not recording.chunks and recording.abort_reason is None:
                 # mitmproxy streams no body that ends with its headers (204, 304, an answer
                 # to HEAD, content-length 0): the tap never ran, the answer is complete.
                 if flow.response.raw_content:
                     recording.tap(flow.response.raw_content)
                 recording.tap(b"")
-            if recording.complete and state.engine is not None:
-                state.engine.commit(
-                    state.decision, state.request, state.head, state.ttfb, recording.chunks
-                )
-            else:
-                state.outcome = Outcome.FORWARDED
-                logger.warning(
-                    "replay: %s not stored: the stream did not end", redacted_url(state.request)
-                )
+            self._keep(state, recording)
         status = flow.response.status_code if flow.response else None
-        if state.fault is not None and isinstance(
-            flow.response and flow.response.stream, _Withheld
-        ):
-            # A rule's fault on an upstream answer.
-            self._report(state, status, "fault: connection dropped")
-            assert flow.response is not None and isinstance(flow.response.stream, _Withheld)
-            return self._drop(flow, state.fault, flow.response.stream.cut_at)
-        self._report(state, status)
+        stream = flow.response.stream if flow.response else None
+        if state.cut is not None and isinstance(stream, Withheld):  # a rule's fault
+            self._settle(state, status, "fault: connection dropped")
+            return self._drop(flow, state.cut, stream.cut_at)
+        self._settle(state, status, state.detail)
         return None
 
     async def _drop(self, flow: http.HTTPFlow, cut: Interruption, cut_at: float | None) -> None:
@@ -487,54 +350,48 @@ class ReplayAddon:
             return
         self._release(flow, state)
         reason = str(flow.error) if flow.error else "connection error"
+        plan = state.plan
         if state.recording is not None:
             state.recording.abort(reason)
-            logger.warning("replay: %s not stored: %s", redacted_url(state.request), reason)
+            self._keep(state, state.recording, reason)
+        elif isinstance(plan, Forward) and plan.record and flow.response is None:
+            state.engine.give_back(plan)  # no answer came: its occurrence number is free
         if state.faulted and state.recording is None:
             reason = f"fault: {reason}"  # the proxy dropped it: the answer keeps its outcome
-        elif state.outcome is not Outcome.HIT:
+        elif state.outcome not in (Outcome.HIT, Outcome.RECORDED):
             state.outcome = Outcome.ERROR
         status = flow.response.status_code if flow.response else None
-        self._report(state, status, reason)
+        self._settle(state, status, state.detail or reason)
+
+    def _keep(self, state: _Flow, recording: Recording, reason: str | None = None) -> None:
+        """Commit a recording: whole (the client may have left after the end), or marked
+        incomplete, which replays as a miss (the report says `error`)."""
+        assert isinstance(state.plan, Forward)
+        state.engine.commit(state.plan, recording, state.ttfb)
+        if recording.complete:
+            if reason is not None:
+                state.detail = f"complete; then {reason}"
+        else:
+            state.outcome = Outcome.ERROR
+            state.detail = f"stored as incomplete: {reason or 'the stream did not end'}"
+            logger.warning("replay: %s %s", redacted_url(state.request), state.detail)
 
     # --- helpers ---------------------------------------------------------------------
 
-    def _release(self, flow: http.HTTPFlow, state: _FlowState) -> None:
+    def _release(self, flow: http.HTTPFlow, state: _Flow) -> None:
         if state.target is not None:
             adapt.restore(flow, state.target, JOB_HEADER)
         if state.job is not None and self.pacer is not None:
             self.pacer.cancel(state.job)
 
-    def _answer_error(
-        self, flow: http.HTTPFlow, request: Request, namespace: str, status: int, message: str
-    ) -> None:
-        body = json.dumps({"error": {"message": message, "type": "replay_error"}}).encode()
-        if request.method.upper() == "HEAD":
-            body = b""
-        flow.response = adapt.simple_response(status, [("content-type", "application/json")], body)
-        adapt.mark(flow.response, Outcome.ERROR, None)
-        state = _FlowState(request, namespace, None, Outcome.ERROR)
-        self._report(state, status, message)
-
-    def _report(self, state: _FlowState, status: int | None, detail: str | None = None) -> None:
-        if self.report is None:
-            return
-        r = state.request
-        key = state.decision.key if state.decision else None
-        url = redacted_url(r)
-        if state.decision is not None and state.decision.verdict.rules:
-            applied = "rules: " + ", ".join(state.decision.verdict.rules)
-            detail = f"{detail}; {applied}" if detail else applied
-        self.report.write(
-            ReportLine(
-                method=r.method,
-                url=url,
-                namespace=state.namespace,
-                fingerprint=key.fingerprint if key else "",
-                occurrence=key.occurrence if key else -1,
-                outcome=state.outcome.value,
-                status=status,
-                duration_ms=round((time.monotonic() - state.started) * 1000, 3),
-                detail=detail,
-            )
+    def _settle(self, state: _Flow, status: int | None, detail: str | None) -> None:
+        state.engine.settle(
+            state.request,
+            state.namespace,
+            state.plan,
+            state.outcome,
+            status,
+            state.started,
+            detail,
+            state.nearest,
         )

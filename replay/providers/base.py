@@ -118,6 +118,9 @@ class Session:
             return value  # type: ignore[return-value]
 
 
+_UNPARSED: Any = object()
+
+
 @dataclass(frozen=True)
 class Call:
     """One request to answer, as a responder sees it."""
@@ -131,13 +134,17 @@ class Call:
     session: Session = field(default_factory=Session)
     params: Mapping[str, str] = field(default_factory=dict)
     """Named groups of the route's path pattern (model, deployment, response id, ...)."""
+    parsed: Any = field(default=_UNPARSED, repr=False, compare=False)
+    """The JSON body already parsed by the caller (`Prepared.body`): not parsed again."""
     synthetic_tools: str = TOOLS_AUTO
     """`TOOLS_AUTO` or `TOOLS_FORCED`: when a made-up answer calls a tool (the policy above)."""
 
     @cached_property
     def body(self) -> Any:
         """The JSON body (any JSON value), or None when there is none or it is not JSON.
-        Parsed once per call (treat it as read-only)."""
+        Parsed once per request (treat it as read-only)."""
+        if self.parsed is not _UNPARSED:
+            return self.parsed
         return _parse_json(self.request.body)
 
     @property
@@ -348,9 +355,11 @@ Responder = Callable[[Call], Answer]
 class Route:
     """An endpoint a responder answers: method, a regex over the request path (matched in
     full; its named groups become `Call.params`), and the provider whose shape errors take
-    (`openai`, `anthropic`, `gemini`, `ollama`)."""
+    (`openai`, `anthropic`, `gemini`, `ollama`). `costly`: an answer that can take a while
+    to make (embedding vectors of a long batch), made off the event loop."""
 
     method: str
     path: re.Pattern[str]
     respond: Responder
     provider: str
+    costly: bool = False

@@ -17,8 +17,7 @@ import math
 import shlex
 from dataclasses import dataclass
 
-from replay.hosts import provider_of
-from replay.models import DEFAULT_NAMESPACE, Headers, Key, Request
+from replay.models import DEFAULT_NAMESPACE, Headers, Key
 from replay.providers.base import JSON_TYPE, Answer
 from replay.providers.sse import json_bytes
 
@@ -101,27 +100,14 @@ class NearMiss:
 def shape_of(provider: str) -> str:
     """The error shape a provider name takes: openai, azure, anthropic, gemini or ollama.
 
-    Accepts `hosts.provider_of` names and `Route.provider`; anything unknown (a host name,
-    `openai-compatible`) is OpenAI's.
+    Accepts `router.resolve`'s names (and `anthropic-compatible`, as older recordings name
+    their provider); anything unknown (a host name, `openai-compatible`) is OpenAI's.
     """
     if provider in ("anthropic", "anthropic-compatible"):
         return "anthropic"
     if provider in ("gemini", "azure", "ollama"):
         return provider
     return "openai"
-
-
-def error_provider(request: Request) -> str:
-    """The provider whose error shape fits `request`: `provider_of`, except that Ollama's
-    and Gemini's OpenAI-compatible paths answer in OpenAI's shape (Anthropic's for
-    `/v1/messages` on Ollama), as the SDKs talking to them expect."""
-    provider = provider_of(request)
-    path = request.path
-    if provider == "ollama" and not (path.startswith("/api/") or path == "/"):
-        return "anthropic-compatible" if path.endswith("/messages") else "openai-compatible"
-    if provider == "gemini" and "/openai/" in path:
-        return "openai-compatible"
-    return provider
 
 
 def error_answer(
@@ -302,48 +288,26 @@ def _nearest_sentence(nearest: NearMiss) -> str:
 
 
 def miss_answer(
-    request: Request,
     key: Key,
     mode: str,
-    nearest: NearMiss | None = None,
-    provider: str | None = None,
+    nearest: NearMiss | None,
+    provider: str,
     *,
     unknown_endpoint: bool = False,
 ) -> Answer:
-    """The 404 a miss gets, in the shape of `provider` (default: the request's own).
+    """The 404 a miss gets, in the shape of `provider` (the request's, `router.resolve`).
 
     The message names the key and, when given, the nearest recorded request and its first
     differing field, and the command that records the request. Request ids are derived
     from the key, so the same miss is the same bytes.
     """
     message = miss_message(key, mode, nearest, unknown_endpoint=unknown_endpoint)
-    name = provider if provider is not None else error_provider(request)
     seed = f"{key.namespace}\n{key.fingerprint}\n{key.occurrence}"
-    shape = shape_of(name)
+    shape = shape_of(provider)
     if shape == "anthropic":
         request_id: str | None = _anthropic_request_id(seed)
     elif shape in ("openai", "azure"):
         request_id = "req_" + _digest(seed).hex()[:32]
     else:
         request_id = None
-    return error_answer(name, MISS_STATUS, message, code=MISS_CODE, request_id=request_id)
-
-
-def unknown_endpoint_answer(
-    request: Request,
-    key: Key,
-    mode: str,
-    nearest: NearMiss | None = None,
-    provider: str | None = None,
-) -> Answer:
-    """A miss on an endpoint no synthetic responder answers: `miss_answer`, saying so."""
-    return miss_answer(request, key, mode, nearest, provider, unknown_endpoint=True)
-
-
-def miss_response(
-    request: Request, key: Key, mode: str
-) -> tuple[int, list[tuple[str, str]], bytes]:
-    """Status, headers (with content-length) and body of a miss, in the request's shape."""
-    answer = miss_answer(request, key, mode)
-    body = answer.body
-    return answer.status, [*answer.headers, ("content-length", str(len(body)))], body
+    return error_answer(provider, MISS_STATUS, message, code=MISS_CODE, request_id=request_id)

@@ -459,15 +459,15 @@ _PREFIX = (
 )
 
 
-def _route(method: str, respond: Callable[[Call], Answer]) -> Route:
-    return Route("POST", re.compile(_PREFIX + method), respond, "gemini")
+def _route(method: str, respond: Callable[[Call], Answer], costly: bool = False) -> Route:
+    return Route("POST", re.compile(_PREFIX + method), respond, "gemini", costly)
 
 
 ROUTES: tuple[Route, ...] = (
     _route("generateContent", generate),
     _route("streamGenerateContent", stream_generate),
     _route("countTokens", count),
-    _route("embedContent", embed),
-    _route("batchEmbedContents", batch_embed),
-    _route("predict", predict),
+    _route("embedContent", embed, costly=True),
+    _route("batchEmbedContents", batch_embed, costly=True),
+    _route("predict", predict, costly=True),
 )

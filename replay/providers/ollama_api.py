@@ -579,15 +579,15 @@ def root(call: Call) -> Answer:
     return Answer(200, (("content-type", "text/plain; charset=utf-8"),), () if head else (RUNNING,))
 
 
-def _route(method: str, path: str, respond: Responder) -> Route:
-    return Route(method, re.compile(re.escape(path)), respond, "ollama")
+def _route(method: str, path: str, respond: Responder, costly: bool = False) -> Route:
+    return Route(method, re.compile(re.escape(path)), respond, "ollama", costly)
 
 
 ROUTES: tuple[Route, ...] = (
     _route("POST", "/api/chat", chat),
     _route("POST", "/api/generate", generate),
-    _route("POST", "/api/embed", embed),
-    _route("POST", "/api/embeddings", embeddings),
+    _route("POST", "/api/embed", embed, costly=True),
+    _route("POST", "/api/embeddings", embeddings, costly=True),
     _route("GET", "/api/tags", tags),
     _route("POST", "/api/show", show),
     _route("GET", "/api/version", version),

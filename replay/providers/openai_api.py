@@ -204,7 +204,7 @@ ROUTES: tuple[Route, ...] = (
     # Chat before legacy: `/v1/chat/completions` also ends with `/completions`.
     Route("POST", re.compile(_ANY + "/chat/completions"), chat_completions, "openai"),
     Route("POST", re.compile(_ANY + "/completions"), completions, "openai"),
-    Route("POST", re.compile(_ANY + "/embeddings"), embeddings, "openai"),
+    Route("POST", re.compile(_ANY + "/embeddings"), embeddings, "openai", costly=True),
     Route("GET", re.compile(_VERSIONED + "/models"), list_models, "openai"),
     Route("GET", re.compile(_VERSIONED + _MODEL_ID), retrieve_model, "openai"),
 )

@@ -1,18 +1,22 @@
-"""Which responder answers a request: host and path to a `Route`.
+"""Which responder answers a request, and in whose shape: host and path to a `Resolved`.
 
-Owns the order in which the providers' routes are tried and the request → `Call` step
-(decoded body, path parameters). Provider-specific hosts come first (a Gemini, Ollama or
-Anthropic path on any host answers in that provider's shape); the OpenAI-compatible
-surfaces (`/v1/...`, Azure's `/openai/deployments/{d}/...`, `/openai/v1/...`, Gemini's
-`/v1beta/openai/...`, or no version prefix at all) answer in OpenAI's shape on any host, so
-self-hosted servers and reverse mode work too. On Anthropic's and Google's own hosts an
-OpenAI-looking path that is not under `/openai/` is left to their own routes (or a miss);
-Ollama's `GET /` answers only on port 11434 or an `ollama*` host.
+Owns the one decision of a request's provider (`resolve`): the route that answers it, its
+path parameters, and the provider whose shape every answer to it takes (a made-up answer, an
+error, a miss, a 413): `openai`, `azure`, `anthropic`, `gemini` or `ollama`. Also owns the
+order in which the providers' routes are tried. Provider-specific paths come first (a
+Gemini, Ollama or Anthropic path on any host answers in that provider's shape); the
+OpenAI-compatible surfaces (`/v1/...`, Azure's `/openai/deployments/{d}/...`,
+`/openai/v1/...`, Gemini's `/v1beta/openai/...`, or no version prefix at all) answer in
+OpenAI's shape on any host, so self-hosted servers and reverse mode work too. On
+Anthropic's and Google's own hosts an OpenAI-looking path that is not under `/openai/` is
+left to their own routes (or a miss); Ollama's `GET /` answers only on port 11434 or an
+`ollama*` host.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from replay.models import Request
 from replay.providers import (
@@ -60,3 +64,59 @@ def find(request: Request) -> tuple[Route, Mapping[str, str]] | None:
         if m is not None:
             return route, {k: v for k, v in m.groupdict().items() if v is not None}
     return None
+
+
+PROVIDERS = ("openai", "azure", "anthropic", "gemini", "ollama")
+"""Every shape `resolve` may name."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A request's route (None: no responder knows the endpoint) and its provider."""
+
+    route: Route | None
+    provider: str
+    params: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def costly(self) -> bool:
+        """The answer may take a while to make (embeddings): off the event loop."""
+        return self.route is not None and self.route.costly
+
+
+def resolve(request: Request) -> Resolved:
+    """The route and provider of `request`, decided once for every answer it may get.
+
+    A route's own provider wins (a Gemini path on a gateway host answers and errs in
+    Gemini's shape; `/v1/messages` anywhere in Anthropic's), OpenAI's shape becoming Azure's
+    on Azure hosts and deployment paths. An endpoint no route knows takes its host's
+    provider (Anthropic's, Google's, Azure's), else Ollama's for `/api/...` or port 11434,
+    else Anthropic's for a `.../messages` path, else OpenAI's.
+    """
+    found = find(request)
+    if found is not None:
+        route, params = found
+        provider = route.provider
+        if provider == "openai" and _azure(request):
+            provider = "azure"
+        return Resolved(route, provider, params)
+    return Resolved(None, _provider_by_host(request))
+
+
+def _azure(request: Request) -> bool:
+    return "azure" in request.host.lower() or request.path.startswith("/openai/deployments/")
+
+
+def _provider_by_host(request: Request) -> str:
+    host, path = request.host.lower(), request.path
+    if host == "api.anthropic.com":
+        return "anthropic"
+    if host.endswith("googleapis.com"):
+        return "openai" if "/openai/" in path else "gemini"
+    if _azure(request):
+        return "azure"
+    if path.startswith("/api/") or request.port == 11434:
+        return "ollama"
+    if path.endswith("/messages"):
+        return "anthropic"
+    return "openai"

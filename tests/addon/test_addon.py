@@ -11,6 +11,7 @@ from mitmproxy import exceptions, http
 from mitmproxy.addons.proxyserver import Proxyserver
 from mitmproxy.test import taddons, tflow
 
+from replay.codec import decode
 from replay.mitm.addon import ReplayAddon
 from replay.models import Chunk
 
@@ -46,9 +47,10 @@ def forward(a: ReplayAddon, pieces: list[bytes] | None, status: int = 200) -> ht
     f.response = tflow.tresp(status_code=status, content=b"")
     a.responseheaders(f)
     if pieces is not None:
-        assert callable(f.response.stream)
+        stream = f.response.stream
         for piece in [*pieces, b""]:
-            f.response.stream(piece)
+            if callable(stream):  # recorded; else (True) forwarded as it comes
+                stream(piece)
     a.response(f)
     assert a.engine is not None
     a.engine.flush()
@@ -167,7 +169,7 @@ def test_record_mode_taps_the_stream_and_marks_headers(
     assert path.name == f"{f.response.headers['x-replay-fingerprint']}.0.zst"
 
 
-def test_record_mode_does_not_store_an_aborted_stream(
+def test_an_aborted_stream_is_stored_incomplete_and_replays_as_a_miss(
     addon: tuple[ReplayAddon, taddons.context], tmp_path: Path
 ) -> None:
     a, tctx = addon
@@ -175,14 +177,69 @@ def test_record_mode_does_not_store_an_aborted_stream(
     f = chat_flow()
     request(a, f)
     f.response = tflow.tresp(content=b"")
+    f.response.headers["content-type"] = "text/event-stream"
+    del f.response.headers["content-length"]
     a.responseheaders(f)
     assert callable(f.response.stream)
-    f.response.stream(b"data: partial\n\n")
+    f.response.stream(b"data: partial\n\n")  # no [DONE]: the answer did not end
     f.error = tflow.terr()
     a.error(f)
     assert a.engine is not None
     a.engine.flush()
-    assert list(tmp_path.rglob("*.zst")) == []
+    [path] = tmp_path.rglob("*.zst")
+    assert not decode(path.read_bytes()).complete
+    tctx.configure(a, replay_mode="replay", replay_miss="error")
+    again = chat_flow()
+    request(a, again)
+    assert again.response is not None and again.response.headers["x-replay"] == "miss"
+
+
+def test_a_client_that_leaves_after_the_last_event_loses_nothing(
+    addon: tuple[ReplayAddon, taddons.context], tmp_path: Path
+) -> None:
+    a, tctx = addon
+    tctx.configure(a, replay_mode="record")
+    f = chat_flow()
+    request(a, f)
+    f.response = tflow.tresp(content=b"")
+    f.response.headers["content-type"] = "text/event-stream"
+    del f.response.headers["content-length"]
+    a.responseheaders(f)
+    assert callable(f.response.stream)
+    f.response.stream(b'data: {"choices":[]}\n\n')
+    f.response.stream(b"data: [DONE]\n\n")
+    f.error = tflow.terr()  # the SDK hung up before the final chunk terminator
+    a.error(f)
+    assert a.engine is not None
+    a.engine.flush()
+    [path] = tmp_path.rglob("*.zst")
+    assert decode(path.read_bytes()).complete
+
+
+def test_an_answer_not_stored_gives_its_occurrence_back(
+    addon: tuple[ReplayAddon, taddons.context], tmp_path: Path
+) -> None:
+    a, tctx = addon
+    tctx.configure(a, replay_mode="auto")
+    forward(a, [b'{"error": "busy"}'], status=503)  # auto keeps 2xx only
+    ok = forward(a, [b'{"ok": true}'])
+    assert ok.response is not None and ok.response.headers["x-replay"] == "recorded"
+    [path] = tmp_path.rglob("*.zst")
+    assert path.name.endswith(".0.zst")  # not .1: the 503 consumed no number
+
+
+def test_changing_an_option_keeps_the_run(
+    addon: tuple[ReplayAddon, taddons.context], tmp_path: Path
+) -> None:
+    a, tctx = addon
+    tctx.configure(a, replay_mode="record")
+    forward(a, [b'{"n": 0}'])
+    forward(a, [b'{"n": 1}'])
+    tctx.configure(a, replay_speed="2")  # before the third: counters and files stay
+    forward(a, [b'{"n": 2}'])
+    a.done()
+    names = sorted(p.name.split(".")[1] for p in tmp_path.rglob("*.zst"))
+    assert names == ["0", "1", "2"]
 
 
 def test_inline_responses_are_independent_copies() -> None:

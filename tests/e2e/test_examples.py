@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.proxy import Proxy, ProxyFactory, client_env, subprocess_env
+from support.proxy import READY_PATTERN, Proxy, ProxyFactory, client_env, subprocess_env
 
 from replay import codec
 
@@ -191,3 +191,43 @@ def check_sdk_headers_and_timing() -> None:
     span = recorded.chunks[-1].offset - recorded.chunks[0].offset
     assert span >= 0.3  # recorded with x-fake-gap-ms, so a replay at speed 1 visibly flows
     assert times[-1] - times[0] >= 0.8 * span
+
+
+def test_use_it_on_your_own_suite_works_verbatim_from_a_checkout(
+    confdir: Path, bundle: Path
+) -> None:
+    section = "## Use it on your own suite"
+    text = (ROOT / "README.md").read_text().split(section, 1)[1].split("\n## ", 1)[0]
+    match = re.search(r"^```sh\n(.*?)^```$", text, re.MULTILINE | re.DOTALL)
+    assert match
+    lines = [line for line in match.group(1).replace("\\\n", " ").splitlines() if line.strip()]
+    assert lines[0].split("#")[0].split() == ["make", "install"]
+    assert re.search(r"^install:", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert lines[1].split("#")[0].split() == [".", ".venv/bin/activate"]
+    venv_bin = Path(sys.executable).parent  # what activate puts first on PATH
+    assert (venv_bin / "mitmdump").is_file()
+    [ci] = [line for line in lines if line.startswith("mitmdump") and "replay_miss=error" in line]
+    command = ci.replace("-p 8080", "-p 0") + f" --set confdir={confdir}"
+    env = subprocess_env({"PATH": f"{venv_bin}:{os.environ['PATH']}", "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        ["bash", "-c", f"exec {command}"],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    proxy = Proxy(proc, READY_PATTERN)
+    try:
+        proxy.wait_ready(20)
+        env = client_env(proxy, bundle)
+        body = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"unrecorded"}]}'
+        headers, answer = curl(
+            "curl -s https://api.openai.com/v1/chat/completions "
+            f"-H 'content-type: application/json' -d '{body}'",
+            env,
+        )
+        assert headers["x-replay"] == "miss" and b"replay_no_cassette" in answer
+    finally:
+        assert proxy.stop() == 0
+    assert "first difference" in proxy.output()  # the miss was logged with its nearest

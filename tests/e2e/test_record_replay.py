@@ -340,19 +340,27 @@ def test_auto_records_a_miss_then_hits_it(
     assert b"#1" in second_occurrence.body and len(fake_upstream.requests) == 2
 
 
-def test_an_interrupted_stream_is_never_stored(
+def test_an_interrupted_stream_is_stored_incomplete_and_replays_as_a_miss(
     fake_upstream: FakeUpstream, proxy_factory: ProxyFactory, bundle: Path, tmp_path: Path
 ) -> None:
     store = tmp_path / "cassettes"
     proxy = replay_proxy(proxy_factory, "record", store, fake_upstream.port)
     cut = post(proxy, bundle, chat_body("cut", stream=True), x_fake_cut_after="3")
     assert not cut.complete and len(cut.chunks) <= 3
-    proxy.wait_for_output(r"not stored", timeout=10)
+    proxy.wait_for_output(r"stored as incomplete", timeout=10)
     assert proxy.stop() == 0
-    assert stored_files(store) == []
+    assert "1 error" in proxy.output()  # the summary at the stop counts it
+    [path] = stored_files(store)
+    assert b'"complete":false' in decompressed(path).replace(b" ", b"")
     proxy = replay_proxy(proxy_factory, "replay", store, None, "--set", "replay_miss=error")
     miss = post(proxy, bundle, chat_body("cut", stream=True), x_fake_cut_after="3")
     assert miss.status == 404 and miss.header("x-replay") == "miss"
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("settings:\n  replay_incomplete: true\n")
+    proxy = replay_proxy(proxy_factory, "replay", store, None, "--set", f"replay_rules={rules}")
+    replayed = post(proxy, bundle, chat_body("cut", stream=True), x_fake_cut_after="3")
+    assert replayed.header("x-replay") == "hit" and not replayed.complete
+    assert replayed.body == cut.body  # as it happened, the break included
 
 
 def test_speed_scales_the_recorded_timing(

@@ -35,7 +35,7 @@ def via(tmp_path: Path) -> Iterator[ViaEngine]:
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES)
     settings = Settings.from_options(
-        {"replay_dir": str(tmp_path / "store"), "replay_rules": str(rules)}
+        {"replay_dir": str(tmp_path / "store"), "replay_rules": str(rules), "replay_speed": "0"}
     )
     engine = Engine(settings)
     yield ViaEngine(engine=engine)

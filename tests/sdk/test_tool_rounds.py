@@ -1,6 +1,7 @@
-"""A full tool round through `Engine.decide`/`Engine.synthesize` with each official SDK: the
-model calls an offered tool (tool choice auto, the default), the tool's result goes back, and
-the model answers in text, as an agent loop needs (SPEC "Agents and structured output")."""
+"""A full tool round through the engine (`prepare`, `plan`, `make`, as the proxy answers)
+with each official SDK: the model calls an offered tool (tool choice auto, the default), the
+tool's result goes back, and the model answers in text, as an agent loop needs (SPEC
+"Agents and structured output")."""
 
 from __future__ import annotations
 

@@ -12,7 +12,8 @@ PROVIDER_HOSTS: tuple[str, ...] = (
     "api.anthropic.com",
     "generativelanguage.googleapis.com",
 )
-LEAF_NAMES: tuple[str, ...] = (*PROVIDER_HOSTS, "localhost", "127.0.0.1")
+LEAF_NAMES: tuple[str, ...] = (*PROVIDER_HOSTS, "ollama.test", "localhost", "127.0.0.1")
+"""`ollama.test`: a self-hosted Ollama behind TLS (its `/api/...` paths are handled on any host)."""
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,8 @@ class Knobs:
     - ``x-fake-cut-after: K``: abort the connection after K SSE events (K bytes of a plain body).
     - ``x-fake-status: S``: answer status S with the provider's error body instead of a result.
     - ``x-fake-ttfb-ms: F``: sleep before sending the response head.
+    - ``x-fake-tail-ms: F``: sleep after the last event before ending the body (a client
+      that hangs up on the protocol's end then leaves before the transport's end).
     """
 
     gap_s: float = DEFAULT_GAP_MS / 1000
@@ -94,6 +96,7 @@ class Knobs:
     cut_after: int | None = None
     status: int | None = None
     ttfb_s: float = 0.0
+    tail_s: float = 0.0
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> Knobs:
@@ -113,6 +116,7 @@ class Knobs:
         cut = num("x-fake-cut-after")
         status = num("x-fake-status")
         ttfb = num("x-fake-ttfb-ms")
+        tail = num("x-fake-tail-ms")
         if chunks is not None and chunks < 1:
             raise ValueError("x-fake-chunks must be >= 1")
         if status is not None and not 400 <= status <= 599:
@@ -124,6 +128,7 @@ class Knobs:
             cut_after=None if cut is None else int(cut),
             status=None if status is None else int(status),
             ttfb_s=0.0 if ttfb is None else ttfb / 1000,
+            tail_s=0.0 if tail is None else tail / 1000,
         )
 
 
@@ -283,6 +288,37 @@ def _openai_chat(req: Any, n: int, digest: str, knobs: Knobs) -> Reply:
         events.append(b"data: " + _dumps(last) + b"\n\n")
     events.append(b"data: [DONE]\n\n")
     return Reply(200, [_SSE_TYPE, *headers], events=events)
+
+
+def _ollama_chat(req: Any, n: int, knobs: Knobs) -> Reply:
+    """Ollama's `/api/chat`: NDJSON, one object a line, streamed unless `stream` is false."""
+    model = str(req.get("model", "llama3.2"))
+    text = echo_text(_last_user(req.get("messages")), n)
+    created = "2026-01-01T00:00:00Z"
+    final = {
+        "model": model,
+        "created_at": created,
+        "message": {"role": "assistant", "content": "" if req.get("stream", True) else text},
+        "done": True,
+        "done_reason": "stop",
+        "eval_count": _words(text),
+    }
+    ndjson = ("content-type", "application/x-ndjson")
+    if req.get("stream", True) is False:
+        return Reply(200, [("content-type", "application/json")], _dumps(final))
+    lines = [
+        _dumps(
+            {
+                "model": model,
+                "created_at": created,
+                "message": {"role": "assistant", "content": piece},
+                "done": False,
+            }
+        )
+        + b"\n"
+        for piece in content_pieces(text, knobs.chunks)
+    ]
+    return Reply(200, [ndjson], events=[*lines, _dumps(final) + b"\n"])
 
 
 def _anthropic_error(status: int, message: str, request_id: str) -> Reply:
@@ -484,7 +520,8 @@ class FakeProviderApp:
             req.path.encode() + b"\0" + req.body + b"\0" + str(n).encode()
         ).hexdigest()
         gemini = _GEMINI_PATH.match(req.path)
-        known = req.path in ("/v1/chat/completions", "/v1/messages") or gemini is not None
+        known = req.path in ("/v1/chat/completions", "/v1/messages", "/api/chat")
+        known = known or gemini is not None
         if req.method != "POST" or not known:
             return _openai_error(404, f"Invalid URL ({req.method} {req.path})")
         try:
@@ -497,6 +534,8 @@ class FakeProviderApp:
             return _openai_chat(payload, n, digest, knobs)
         if req.path == "/v1/messages":
             return _anthropic_messages(payload, n, digest, knobs)
+        if req.path == "/api/chat":
+            return _ollama_chat(payload, n, knobs)
         assert gemini is not None
         alt = parse_qs(req.query).get("alt", [None])[0]
         stream = gemini.group(3) == "streamGenerateContent"
@@ -543,6 +582,8 @@ class FakeProviderApp:
             await send({"type": "http.response.body", "body": data, "more_body": True})
         if knobs.cut_after is not None:
             return _cut(f"all {len(reply.events)} events")
+        if knobs.tail_s:
+            await asyncio.sleep(knobs.tail_s)
         tail = compressor.flush() if compressor is not None else b""
         await send({"type": "http.response.body", "body": tail, "more_body": False})
 

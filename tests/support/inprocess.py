@@ -4,7 +4,7 @@ transport (httpx2 for openai and anthropic, httpx for ollama and google-genai).
 `Responders` turns an SDK's request into a `replay.models.Request`, finds its route, calls the
 responder and hands back the answer: a streamed answer as its frames one by one, so the SDK
 parses them as separate reads, like chunks off the wire. `ViaEngine` answers the way the proxy
-does instead: `Engine.decide` then `Engine.synthesize`. No sockets, no sleeps.
+does instead (`Engine.prepare`, `plan`, `make`). No sockets, no sleeps.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ import httpx2
 
 from replay.engine import Engine
 from replay.fingerprint import FingerprintPolicy, fingerprint
-from replay.models import Outcome, Request
+from replay.models import Outcome, Request, without_headers
+from replay.plan import Make
+from replay.player import HOP_HEADERS, Framing, Playback
 from replay.providers import router
 from replay.providers.base import Answer, BadCall, Call, Reply, Session
 
@@ -118,18 +120,28 @@ class Responders:
 
 @dataclass
 class ViaEngine(Responders):
-    """Answers through an engine, as the proxy does, and keeps each request's outcome."""
+    """Answers through an engine as the proxy does (`prepare`, `plan`, `make`), and keeps
+    each request's outcome."""
 
     engine: Engine | None = None
     outcomes: list[Outcome] = field(default_factory=list)
 
     def answer(self, request: Request) -> Answer:
         assert self.engine is not None
-        decision = self.engine.decide(request, "default")
-        answer, outcome = self.engine.synthesize(decision, request)
-        self.outcomes.append(outcome)
+        plan = self.engine.plan(*self.engine.prepare(request, "default"))
+        assert isinstance(plan, Make)
+        made = self.engine.make(plan)
+        self.outcomes.append(made.outcome)
+        answer = as_answer(made.playback)
         self.seen.append((request, answer))
         return answer
+
+
+def as_answer(playback: Playback) -> Answer:
+    """What the proxy would send, as the in-process transports take it."""
+    headers = without_headers(playback.headers, HOP_HEADERS)
+    frames = tuple(c.data for c in playback.chunks)
+    return Answer(playback.status, headers, frames, stream=playback.framing is Framing.CHUNKED)
 
 
 class _FrameIteration:

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from replay.config import MissPolicy, Mode, Settings
-from replay.engine import Action, Engine, decide_action
+from replay.engine import Engine
 from replay.errors import BadNamespace
+from replay.fingerprint import fingerprint
 from replay.models import Chunk, Key, Outcome, Request, ResponseHead
+from replay.plan import Action, Forward, Made, Make, Plan, Serve, decide_action
 from replay.store import Store
 
 S, F, X, Y = Action.SERVE, Action.FORWARD, Action.FAIL, Action.SYNTHESIZE
@@ -72,11 +74,39 @@ def engine(tmp_path: Path, mode: Mode, **kw: object) -> Engine:
     return Engine(settings)
 
 
+def decide(eng: Engine, request: Request, namespace: str = "default") -> Plan:
+    """What the addon does with a request: prepare it, then plan."""
+    return eng.plan(*eng.prepare(request, namespace))
+
+
+def action(plan: Plan) -> Action:
+    if isinstance(plan, Serve):
+        return S
+    if isinstance(plan, Forward):
+        return F
+    assert isinstance(plan, Make)
+    return plan.action
+
+
+def make(eng: Engine, plan: Plan) -> Made:
+    assert isinstance(plan, Make)
+    return eng.make(plan)
+
+
+def stores(eng: Engine, plan: Plan, status: int) -> bool:
+    assert isinstance(plan, Forward)
+    return eng.tap(plan, replace(HEAD, status=status)).recording is not None
+
+
 def record(eng: Engine, request: Request, namespace: str = "default") -> Key:
-    d = eng.decide(request, namespace)
-    assert d.action is Action.FORWARD and d.record
-    eng.commit(d, request, HEAD, 0.3, CHUNKS)
-    return d.key
+    plan = decide(eng, request, namespace)
+    assert isinstance(plan, Forward) and plan.record
+    recording = eng.tap(plan, HEAD).recording
+    assert recording is not None
+    for chunk in (*CHUNKS, Chunk(0, b"")):
+        recording.tap(chunk.data)
+    eng.commit(plan, recording, 0.3)
+    return plan.key
 
 
 def test_record_then_replay_repeats_in_order_and_the_last_repeats(tmp_path: Path) -> None:
@@ -85,10 +115,12 @@ def test_record_then_replay_repeats_in_order_and_the_last_repeats(tmp_path: Path
     assert [k.occurrence for k in keys] == [0, 1] and keys[0].fingerprint == keys[1].fingerprint
     rec.close()
     play = engine(tmp_path, Mode.REPLAY, replay_miss="error")
-    served = [play.decide(chat("hi"), "default") for _ in range(3)]
-    assert [d.action for d in served] == [S, S, S]
-    assert [d.interaction.key.occurrence for d in served if d.interaction] == [0, 1, 1]
-    assert play.decide(chat("other"), "default").action is X
+    served = [decide(play, chat("hi")) for _ in range(3)]
+    assert [action(d) for d in served] == [S, S, S]
+    assert [d.key.occurrence for d in served] == [0, 1, 2]
+    bodies = [d.playback.body for d in served if isinstance(d, Serve)]
+    assert bodies[1] == bodies[2]  # past the last, the last repeats
+    assert action(decide(play, chat("other"))) is X
     play.close()
 
 
@@ -97,7 +129,7 @@ def test_fingerprint_does_not_depend_on_the_api_key(tmp_path: Path) -> None:
     record(rec, chat("hi", key="sk-proj-" + "a" * 40))
     rec.close()
     play = engine(tmp_path, Mode.REPLAY)
-    assert play.decide(chat("hi", key="sk-proj-" + "b" * 40), "default").action is S
+    assert action(decide(play, chat("hi", key="sk-proj-" + "b" * 40), "default")) is S
     play.close()
 
 
@@ -120,20 +152,22 @@ def test_auto_hits_stored_occurrences_and_records_the_rest(tmp_path: Path) -> No
     record(rec, chat("hi"))
     rec.close()
     auto = engine(tmp_path, Mode.AUTO)
-    first, second = auto.decide(chat("hi"), "default"), auto.decide(chat("hi"), "default")
-    assert first.action is S
-    assert second.action is F and second.record and second.key.occurrence == 1
+    first, second = decide(auto, chat("hi")), decide(auto, chat("hi"))
+    assert isinstance(first, Serve)
+    assert isinstance(second, Forward) and second.record and second.key.occurrence == 1
     auto.close()
 
 
 def test_auto_stores_errors_only_when_asked(tmp_path: Path) -> None:
     auto = engine(tmp_path, Mode.AUTO)
-    d = auto.decide(chat("x"), "default")
-    assert auto.should_store(d, 200) and not auto.should_store(d, 429)
-    assert engine(tmp_path, Mode.AUTO, replay_record_errors=True).should_store(d, 500)
-    assert engine(tmp_path, Mode.RECORD).should_store(d, 500)
+    assert stores(auto, decide(auto, chat("x")), 200)
+    assert not stores(auto, decide(auto, chat("x")), 429)
+    errors = engine(tmp_path, Mode.AUTO, replay_record_errors=True)
+    assert stores(errors, decide(errors, chat("x")), 500)
+    rec = engine(tmp_path, Mode.RECORD)
+    assert stores(rec, decide(rec, chat("x")), 500)
     passthrough = engine(tmp_path, Mode.PASSTHROUGH)
-    assert not passthrough.should_store(passthrough.decide(chat("x"), "default"), 200)
+    assert not stores(passthrough, decide(passthrough, chat("x")), 200)
 
 
 def test_record_clean_stop_removes_stale_occurrences(tmp_path: Path) -> None:
@@ -155,8 +189,8 @@ def test_namespaces_never_fall_back(tmp_path: Path) -> None:
     record(rec, chat("hi"), namespace="suite-a")
     rec.close()
     play = engine(tmp_path, Mode.REPLAY)
-    assert play.decide(chat("hi"), "suite-a").action is S
-    assert play.decide(chat("hi"), "default").action is Y
+    assert action(decide(play, chat("hi"), "suite-a")) is S
+    assert action(decide(play, chat("hi"), "default")) is Y
     assert play.namespace(None) == "default"
     assert engine(tmp_path, Mode.REPLAY, replay_cassette="ci").namespace(None) == "ci"
     assert play.namespace("suite-b") == "suite-b"
@@ -175,17 +209,17 @@ def rules_file(tmp_path: Path, text: str) -> str:
 
 def test_a_miss_is_made_up_by_the_endpoints_responder(tmp_path: Path) -> None:
     eng = engine(tmp_path, Mode.REPLAY)
-    d = eng.decide(chat("hi"), "default")
-    assert d.action is Y
-    answer, outcome = eng.synthesize(d, chat("hi"))
-    assert outcome is Outcome.SYNTHETIC and answer.status == 200
-    assert json.loads(answer.body)["object"] == "chat.completion"
+    d = decide(eng, chat("hi"))
+    assert action(d) is Y
+    made = make(eng, d)
+    assert made.outcome is Outcome.SYNTHETIC and made.playback.status == 200
+    assert json.loads(made.playback.body)["object"] == "chat.completion"
     # Deterministic: a fresh engine makes up the same bytes for the same request.
     again = engine(tmp_path, Mode.REPLAY)
-    assert again.synthesize(again.decide(chat("hi"), "default"), chat("hi"))[0] == answer
+    assert make(again, decide(again, chat("hi"))).playback == made.playback
     # The next occurrence gets its own answer.
-    second, _ = eng.synthesize(eng.decide(chat("hi"), "default"), chat("hi"))
-    assert second.body != answer.body
+    second = make(eng, decide(eng, chat("hi")))
+    assert second.playback.body != made.playback.body
     eng.close()
     again.close()
 
@@ -193,13 +227,13 @@ def test_a_miss_is_made_up_by_the_endpoints_responder(tmp_path: Path) -> None:
 def test_unknown_endpoints_and_bad_requests(tmp_path: Path) -> None:
     eng = engine(tmp_path, Mode.REPLAY)
     moderation = replace(chat("hi"), path="/v1/moderations")
-    answer, outcome = eng.synthesize(eng.decide(moderation, "default"), moderation)
-    assert outcome is Outcome.MISS and answer.status == 404
-    assert "no synthetic responder" in json.loads(answer.body)["error"]["message"]
+    made = make(eng, decide(eng, moderation))
+    assert made.outcome is Outcome.MISS and made.playback.status == 404
+    assert "no synthetic responder" in json.loads(made.playback.body)["error"]["message"]
     broken = replace(chat("hi"), body=b'{"model": "gpt-4o-mini"}')  # no messages
-    answer, outcome = eng.synthesize(eng.decide(broken, "default"), broken)
-    assert outcome is Outcome.SYNTHETIC and answer.status == 400
-    assert json.loads(answer.body)["error"]["type"] == "invalid_request_error"
+    made = make(eng, decide(eng, broken))
+    assert made.outcome is Outcome.SYNTHETIC and made.playback.status == 400
+    assert json.loads(made.playback.body)["error"]["type"] == "invalid_request_error"
     eng.close()
 
 
@@ -220,18 +254,18 @@ def test_an_answer_rule_answers_in_every_mode_instead_of_store_or_upstream(
     rec.close()
     for mode in Mode:
         eng = engine(tmp_path, mode, replay_rules=rules)
-        d = eng.decide(chat("hi"), "default")
-        assert (d.action, d.record) == (Y, False), mode
-        answer, outcome = eng.synthesize(d, chat("hi"))
-        body = json.loads(answer.body)
-        assert outcome is Outcome.SYNTHETIC and body["choices"][0]["message"]["content"] == "canned"
+        d = decide(eng, chat("hi"))
+        assert action(d) is Y, mode
+        made = make(eng, d)
+        body = json.loads(made.playback.body)
+        assert made.outcome is Outcome.SYNTHETIC
+        assert body["choices"][0]["message"]["content"] == "canned"
         eng.close()
     play = engine(tmp_path, Mode.REPLAY, replay_rules=rules)
-    limited = play.decide(chat("limit"), "default")
-    answer, _ = play.synthesize(limited, chat("limit"))
-    assert answer.status == 429 and dict(answer.headers)["retry-after-ms"] == "500"
-    assert json.loads(answer.body)["error"]["code"] == "rate_limit_exceeded"
-    assert play.decide(chat("limit"), "default").action is S  # times: 1 is spent
+    limited = make(play, decide(play, chat("limit"))).playback
+    assert limited.status == 429 and dict(limited.headers)["retry-after-ms"] == "500"
+    assert json.loads(limited.body)["error"]["code"] == "rate_limit_exceeded"
+    assert action(decide(play, chat("limit"), "default")) is S  # times: 1 is spent
     play.close()
 
 
@@ -249,9 +283,12 @@ def test_rules_settings_normalise_keys_and_redact_recordings(tmp_path: Path) -> 
     stored = Store(tmp_path).get(Key("default", path.name.split(".")[0], 0))
     assert stored is not None and b"cust-42" not in stored.request.body
     play = engine(tmp_path, Mode.REPLAY, replay_rules=rules)
-    # Another date is the same key; the redacted customer id was still part of it.
-    assert play.decide(chat("cust-42 asks on 2026-12-01"), "default").action is S
-    assert play.decide(chat("cust-43 asks on 2026-11-23"), "default").action is Y
+    # The stored request keys like the live one (docs/matching.md): what the user redacts
+    # is left out of the key, as another date is.
+    assert fingerprint(stored.request, play.policy).hex == stored.key.fingerprint
+    assert action(decide(play, chat("cust-42 asks on 2026-12-01"), "default")) is S
+    assert action(decide(play, chat("cust-43 asks on 2026-11-23"), "default")) is S
+    assert action(decide(play, chat("cust-43 asks on 2026-11-23 again"), "default")) is Y
     play.close()
 
 
@@ -268,10 +305,11 @@ def test_pacing_comes_from_the_rules_settings(tmp_path: Path) -> None:
 def test_head_gets_the_get_answer_without_a_body(tmp_path: Path) -> None:
     eng = engine(tmp_path, Mode.REPLAY)
     head = Request("HEAD", "http", "localhost", 11434, "/", (), (), b"")
-    answer, outcome = eng.synthesize(eng.decide(head, "default"), head)
-    assert outcome is Outcome.SYNTHETIC and answer.status == 200 and answer.body == b""
+    made = make(eng, decide(eng, head))
+    assert made.outcome is Outcome.SYNTHETIC and made.playback.status == 200
+    assert made.playback.body == b""
     get = replace(head, method="GET")
-    assert eng.synthesize(eng.decide(get, "default"), get)[0].body == b"Ollama is running"
+    assert make(eng, decide(eng, get)).playback.body == b"Ollama is running"
     eng.close()
 
 
@@ -281,13 +319,13 @@ def test_requests_a_rule_answers_do_not_shift_the_recorded_occurrences(tmp_path:
         "rules:\n  - match: {last_user_message: hi}\n    error: {status: 429}\n    times: 2\n",
     )
     rec = engine(tmp_path, Mode.RECORD, replay_rules=rules)
-    answered = [rec.decide(chat("hi"), "default") for _ in range(2)]
-    assert [d.action for d in answered] == [Y, Y]
+    answered = [decide(rec, chat("hi")) for _ in range(2)]
+    assert [action(d) for d in answered] == [Y, Y]
     assert [d.key.occurrence for d in answered] == [0, 1]  # ids still differ per answer
     assert record(rec, chat("hi")).occurrence == 0  # the retry that reached upstream
     rec.close()
     play = engine(tmp_path, Mode.REPLAY)  # replayed without the rules: a hit
-    assert play.decide(chat("hi"), "default").action is S
+    assert action(decide(play, chat("hi"), "default")) is S
     play.close()
 
 
@@ -297,8 +335,8 @@ def test_a_rule_answer_and_a_later_made_up_one_never_share_ids(tmp_path: Path) -
         "rules:\n  - match: {last_user_message: hi}\n    reply: {text: canned}\n    times: 1\n",
     )
     eng = engine(tmp_path, Mode.REPLAY, replay_rules=rules)
-    first, _ = eng.synthesize(eng.decide(chat("hi"), "default"), chat("hi"))
-    second, _ = eng.synthesize(eng.decide(chat("hi"), "default"), chat("hi"))
+    first = make(eng, decide(eng, chat("hi"))).playback
+    second = make(eng, decide(eng, chat("hi"))).playback
     a, b = json.loads(first.body), json.loads(second.body)
     assert a["choices"][0]["message"]["content"] == "canned"
     assert b["choices"][0]["message"]["content"] != "canned"

@@ -21,6 +21,7 @@ from replay.fingerprint import (
     HEADER_ALLOWLIST,
     Fingerprint,
     FingerprintPolicy,
+    Normalizer,
     decoded_request,
     fingerprint,
     first_difference,
@@ -486,7 +487,7 @@ def test_stored_material_round_trips() -> None:
 
 def test_normalisers_rewrite_body_strings_before_hashing() -> None:
     stamp = re.compile(r"\d{4}-\d\d-\d\d")
-    policy = FingerprintPolicy(normalize=((stamp, "<date>"),))
+    policy = FingerprintPolicy(normalize=(Normalizer(stamp, "<date>"),))
     monday = chat({"model": "m", "messages": [{"role": "user", "content": "today is 2026-11-23"}]})
     tuesday = chat({"model": "m", "messages": [{"role": "user", "content": "today is 2026-11-24"}]})
     assert fp(monday) != fp(tuesday)
@@ -496,7 +497,7 @@ def test_normalisers_rewrite_body_strings_before_hashing() -> None:
         "json": {"model": "m", "messages": [{"role": "user", "content": "today is <date>"}]}
     }
     # The replacement is literal text, and keys are left alone.
-    odd = FingerprintPolicy(normalize=((re.compile("today"), r"\1\g<0>"),))
+    odd = FingerprintPolicy(normalize=(Normalizer(re.compile("today"), r"\1\g<0>"),))
     body = fingerprint(monday, odd).material["body"]
     assert body["json"]["messages"][0]["content"] == r"\1\g<0> is 2026-11-23"  # type: ignore[index]
     plain = make_request(b"id=2026-11-23", headers=(("content-type", "text/plain"),))
@@ -504,7 +505,7 @@ def test_normalisers_rewrite_body_strings_before_hashing() -> None:
 
 
 def test_normalisers_leave_digests_of_binary_bodies_alone() -> None:
-    digits = FingerprintPolicy(normalize=((re.compile(r"\d"), "#"),))
+    digits = FingerprintPolicy(normalize=(Normalizer(re.compile(r"\d"), "#"),))
     binary = make_request(b"\xff\xfe\x00\x01", headers=(("content-type", "image/png"),))
     plain = fingerprint(binary, NO_POLICY).material["body"]
     assert fingerprint(binary, digits).material["body"] == plain

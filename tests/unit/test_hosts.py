@@ -1,15 +1,16 @@
-"""HostPolicy (replay_hosts), provider and model naming."""
+"""HostPolicy (replay_hosts) agrees with the routes; model naming."""
 
 from __future__ import annotations
 
 import pytest
 
-from replay.hosts import HostPolicy, model_of, provider_of
+from replay.hosts import HostPolicy, model_of
 from replay.models import Request
+from replay.providers import router
 
 
-def req(host: str, path: str, port: int = 443) -> Request:
-    return Request("POST", "https", host, port, path, (), (), b"")
+def req(host: str, path: str, port: int = 443, method: str = "POST") -> Request:
+    return Request(method, "https", host, port, path, (), (), b"")
 
 
 @pytest.mark.parametrize(
@@ -50,19 +51,50 @@ def test_globs_replace_the_default() -> None:
     assert HostPolicy(("*",)).handles("pypi.org", "/simple/")
 
 
-@pytest.mark.parametrize(
-    ("host", "path", "port", "provider"),
-    [
-        ("api.openai.com", "/v1/chat/completions", 443, "openai"),
-        ("api.anthropic.com", "/v1/messages", 443, "anthropic"),
-        ("generativelanguage.googleapis.com", "/v1/models/g:generateContent", 443, "gemini"),
-        ("r.openai.azure.com", "/openai/deployments/d/chat/completions", 443, "azure"),
-        ("127.0.0.1", "/api/chat", 11434, "ollama"),
-        ("vllm", "/v1/chat/completions", 8000, "openai-compatible"),
-    ],
-)
-def test_provider_of(host: str, path: str, port: int, provider: str) -> None:
-    assert provider_of(req(host, path, port)) == provider
+SURFACES = [
+    ("POST", "/v1/chat/completions"),
+    ("POST", "/v1/completions"),
+    ("POST", "/v1/embeddings"),
+    ("GET", "/v1/models"),
+    ("GET", "/v1/models/gpt-4o"),
+    ("POST", "/v1/responses"),
+    ("GET", "/v1/responses/resp_1"),
+    ("DELETE", "/v1/responses/resp_1"),
+    ("POST", "/v1/responses/resp_1/cancel"),
+    ("GET", "/v1/responses/resp_1/input_items"),
+    ("POST", "/v1/messages"),
+    ("POST", "/v1/messages/count_tokens"),
+    ("POST", "/api/chat"),
+    ("POST", "/api/generate"),
+    ("POST", "/api/embed"),
+    ("POST", "/api/embeddings"),
+    ("GET", "/api/tags"),
+    ("POST", "/api/show"),
+    ("GET", "/api/version"),
+    ("GET", "/api/ps"),
+    ("POST", "/v1beta/models/gemini-2.5-flash:generateContent"),
+    ("POST", "/v1beta/models/gemini-2.5-flash:streamGenerateContent"),
+    ("POST", "/v1beta/models/gemini-2.5-flash:countTokens"),
+    ("POST", "/v1beta/models/text-embedding-004:embedContent"),
+    ("POST", "/v1beta/models/text-embedding-004:batchEmbedContents"),
+    ("POST", "/v1beta/models/text-embedding-004:predict"),
+    ("POST", "/openai/deployments/d/chat/completions"),
+]
+"""A request path for every route a responder answers."""
+
+
+@pytest.mark.parametrize(("method", "path"), SURFACES)
+def test_every_answered_surface_is_handled_on_any_host(method: str, path: str) -> None:
+    assert router.find(req("gateway.example", path, 443, method)) is not None
+    assert HostPolicy().handles("gateway.example", path)
+
+
+def test_every_route_has_a_surface_above() -> None:
+    for route in router.ROUTES:
+        if route.path.pattern == "/":
+            continue  # Ollama's GET /, answered on Ollama's own port only
+        samples = [p for m, p in SURFACES if m == route.method]
+        assert any(route.path.fullmatch(p) for p in samples), route.path.pattern
 
 
 def test_model_of_body_then_path() -> None:

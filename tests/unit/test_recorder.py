@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from replay.models import Chunk
+from replay.models import Chunk, ResponseHead
 from replay.recorder import Recording
 
 
@@ -16,7 +16,7 @@ class FakeClock:
 
 def test_tap_returns_data_unchanged_and_keeps_offsets() -> None:
     clock = FakeClock()
-    rec = Recording(clock)
+    rec = Recording(clock=clock)
     clock.now = 100.25
     assert rec.tap(b"data: a\n\n") == b"data: a\n\n"
     clock.now = 100.5
@@ -28,7 +28,7 @@ def test_tap_returns_data_unchanged_and_keeps_offsets() -> None:
 
 
 def test_tap_copies_buffers_it_is_given() -> None:
-    rec = Recording(FakeClock())
+    rec = Recording(clock=FakeClock())
     buf = bytearray(b"abc")
     rec.tap(bytes(buf))
     buf[:] = b"xyz"
@@ -37,7 +37,7 @@ def test_tap_copies_buffers_it_is_given() -> None:
 
 
 def test_aborted_recording_is_never_complete() -> None:
-    rec = Recording(FakeClock())
+    rec = Recording(clock=FakeClock())
     rec.tap(b"part")
     rec.abort("client disconnected")
     rec.tap(b"more")
@@ -48,6 +48,39 @@ def test_aborted_recording_is_never_complete() -> None:
 
 
 def test_stream_without_end_is_incomplete() -> None:
-    rec = Recording(FakeClock())
+    rec = Recording(clock=FakeClock())
     rec.tap(b"x")
     assert not rec.complete
+
+
+def sse_head(**extra: str) -> ResponseHead:
+    headers = (("content-type", "text/event-stream; charset=utf-8"), *extra.items())
+    return ResponseHead(200, "OK", "HTTP/1.1", headers)
+
+
+def test_a_client_that_hangs_up_after_the_protocol_end_loses_nothing() -> None:
+    rec = Recording(sse_head(), clock=FakeClock())
+    rec.tap(b'data: {"choices":[]}\n\n')
+    rec.tap(b"data: [DONE]\n\n")
+    rec.abort("client disconnected")  # before the upstream's final chunk terminator
+    assert rec.complete
+    assert rec.abort_reason == "client disconnected"
+
+
+def test_a_break_before_the_protocol_end_is_incomplete() -> None:
+    rec = Recording(sse_head(), clock=FakeClock())
+    rec.tap(b'data: {"choices":[]}\n\n')
+    rec.abort("client disconnected")
+    assert not rec.complete
+
+
+def test_a_content_length_body_is_whole_when_every_byte_came() -> None:
+    head = ResponseHead(200, "OK", "HTTP/1.1", (("content-length", "4"),))
+    rec = Recording(head, clock=FakeClock())
+    rec.tap(b"ab")
+    rec.abort("gone")
+    assert not rec.complete
+    rec = Recording(head, clock=FakeClock())
+    rec.tap(b"abcd")
+    rec.abort("gone")
+    assert rec.complete

@@ -25,16 +25,28 @@ from replay.providers.errors import (
     NearMiss,
     bad_request_answer,
     error_answer,
-    error_provider,
     miss_answer,
-    miss_response,
     record_command,
     retry_headers,
-    unknown_endpoint_answer,
 )
+from replay.providers.router import resolve
 
 FP = "3f2a9c1b0d4e" + "7" * 52
 KEY = Key("default", FP, 2)
+
+
+def miss(
+    req: Request,
+    key: Key,
+    mode: str,
+    near: NearMiss | None = None,
+    provider: str | None = None,
+    *,
+    unknown_endpoint: bool = False,
+) -> Answer:
+    """A miss in the shape `router.resolve` gives the request (or `provider`)."""
+    shape = provider or resolve(req).provider
+    return miss_answer(key, mode, near, shape, unknown_endpoint=unknown_endpoint)
 
 
 def body(answer: Answer) -> Any:
@@ -273,7 +285,7 @@ NEAR = NearMiss(
 
 
 def test_miss_names_the_key_and_the_record_command() -> None:
-    answer = miss_answer(request(), KEY, "replay")
+    answer = miss(request(), KEY, "replay")
     error = body(answer)["error"]
     assert answer.status == 404 and error["code"] == MISS_CODE
     message = error["message"]
@@ -285,7 +297,7 @@ def test_miss_names_the_key_and_the_record_command() -> None:
 
 
 def test_miss_in_a_named_namespace_records_into_it() -> None:
-    message = body(miss_answer(request(), Key("suite one", FP, 0), "replay"))["error"]["message"]
+    message = body(miss(request(), Key("suite one", FP, 0), "replay"))["error"]["message"]
     assert "'suite one'" in message
     assert "--set replay_cassette='suite one'" in message
     assert record_command("default") == record_command("")
@@ -293,7 +305,7 @@ def test_miss_in_a_named_namespace_records_into_it() -> None:
 
 
 def test_miss_names_the_nearest_recording_and_its_first_difference() -> None:
-    message = body(miss_answer(request(), KEY, "replay", NEAR))["error"]["message"]
+    message = body(miss(request(), KEY, "replay", NEAR))["error"]["message"]
     assert "999999999999 occurrence 0" in message and "9" * 13 not in message
     assert "POST https://api.openai.com/v1/chat/completions" in message
     assert "first difference: body.json.messages.0.content" in message
@@ -302,18 +314,18 @@ def test_miss_names_the_nearest_recording_and_its_first_difference() -> None:
 
 def test_a_nearest_outside_the_json_body_gets_no_ignore_hint() -> None:
     near = NearMiss("8" * 64, 1, "GET", "https://api.openai.com/v1/models", "path")
-    message = body(miss_answer(request(), KEY, "replay", near))["error"]["message"]
+    message = body(miss(request(), KEY, "replay", near))["error"]["message"]
     assert "first difference: path." in message and "replay_ignore" not in message
 
 
 def test_a_nearest_that_differs_in_nothing_says_why() -> None:
     near = NearMiss(FP, 0, "POST", "https://api.openai.com/v1/chat/completions", None)
-    message = body(miss_answer(request(), KEY, "replay", near))["error"]["message"]
+    message = body(miss(request(), KEY, "replay", near))["error"]["message"]
     assert "differs in nothing" in message and "incomplete" in message
 
 
 def test_unknown_endpoint_wording() -> None:
-    answer = unknown_endpoint_answer(request(path="/v1/fine_tuning/jobs"), KEY, "replay")
+    answer = miss(request(path="/v1/fine_tuning/jobs"), KEY, "replay", unknown_endpoint=True)
     message = body(answer)["error"]["message"]
     assert "no cassette matched this request and no synthetic responder knows this endpoint" in (
         message
@@ -353,7 +365,7 @@ def test_unknown_endpoint_wording() -> None:
     ],
 )
 def test_miss_takes_the_requests_shape(req: Request, shape: str) -> None:
-    data = body(miss_answer(req, KEY, "replay"))
+    data = body(miss(req, KEY, "replay"))
     if shape == "openai":
         assert data["error"]["type"] == "invalid_request_error"
         assert data["error"]["code"] == MISS_CODE
@@ -367,40 +379,34 @@ def test_miss_takes_the_requests_shape(req: Request, shape: str) -> None:
         assert isinstance(data["error"], str) and FP in data["error"]
 
 
-def test_error_provider_refines_provider_of() -> None:
+def test_the_provider_is_resolved_once_from_the_route() -> None:
     ollama_v1 = request(host="localhost", port=11434, scheme="http", path="/v1/chat/completions")
-    assert error_provider(ollama_v1) == "openai-compatible"
-    assert error_provider(request(host="localhost", port=11434, path="/api/tags")) == "ollama"
-    assert error_provider(request()) == "openai"
+    assert resolve(ollama_v1).provider == "openai"
+    assert resolve(request(host="localhost", port=11434, path="/api/tags")).provider == "ollama"
+    assert resolve(request()).provider == "openai"
+    gemini_on_gateway = request(host="gw.example", path="/v1beta/models/g:generateContent")
+    assert resolve(gemini_on_gateway).provider == "gemini"
+    assert resolve(request(path="/v1/messages")).provider == "anthropic"
+    azure = request(host="r.openai.azure.com", path="/openai/deployments/d/chat/completions")
+    assert resolve(azure).provider == "azure"
+    assert resolve(request(host="api.anthropic.com", path="/v1/unknown")).provider == "anthropic"
 
 
 def test_miss_provider_overrides_the_request() -> None:
-    data = body(miss_answer(request(), KEY, "replay", provider="anthropic"))
+    data = body(miss(request(), KEY, "replay", provider="anthropic"))
     assert data["type"] == "error"
 
 
 def test_miss_is_deterministic_and_its_request_id_follows_the_key() -> None:
     for req in (request(), request(host="api.anthropic.com", path="/v1/messages")):
-        assert miss_answer(req, KEY, "replay", NEAR) == miss_answer(req, KEY, "replay", NEAR)
-    one = miss_answer(request(), KEY, "replay")
-    other = miss_answer(request(), KEY._replace(occurrence=3), "replay")
+        assert miss(req, KEY, "replay", NEAR) == miss(req, KEY, "replay", NEAR)
+    one = miss(request(), KEY, "replay")
+    other = miss(request(), KEY._replace(occurrence=3), "replay")
     assert header(one, "x-request-id") != header(other, "x-request-id")
     # the nearest recording changes the message, not the id
     assert header(one, "x-request-id") == header(
-        miss_answer(request(), KEY, "replay", NEAR), "x-request-id"
+        miss(request(), KEY, "replay", NEAR), "x-request-id"
     )
-
-
-def test_miss_response_keeps_its_signature() -> None:
-    status, headers, data = miss_response(request(), KEY, "replay")
-    assert status == 404
-    assert ("content-type", "application/json") in headers
-    assert ("content-length", str(len(data))) in headers
-    assert json.loads(data)["error"]["code"] == MISS_CODE
-    assert data == miss_answer(request(), KEY, "replay").body
-
-
-# --- the SDKs -----------------------------------------------------------------------------
 
 
 def serve2(answers: list[Answer]) -> tuple[httpx2.Client, list[int]]:
@@ -436,7 +442,7 @@ def test_openai_sdk_retries_fast_on_retry_after_ms() -> None:
 
 
 def test_openai_sdk_reads_a_miss_as_not_found() -> None:
-    answer = miss_answer(request(), KEY, "replay", NEAR)
+    answer = miss(request(), KEY, "replay", NEAR)
     http, _ = serve2([answer])
     client = openai.OpenAI(api_key="k", http_client=http, max_retries=0)
     with pytest.raises(openai.NotFoundError) as info:
@@ -472,7 +478,7 @@ def test_anthropic_sdk_maps_529_and_reads_the_request_id() -> None:
 
 def test_anthropic_sdk_reads_a_miss_as_not_found() -> None:
     req = request(host="api.anthropic.com", path="/v1/messages")
-    http, _ = serve2([miss_answer(req, KEY, "replay")])
+    http, _ = serve2([miss(req, KEY, "replay")])
     client = anthropic.Anthropic(api_key="k", http_client=http, max_retries=0)
     with pytest.raises(anthropic.NotFoundError) as info:
         client.messages.create(
@@ -493,9 +499,7 @@ def test_gemini_sdk_reads_the_error() -> None:
 
 def test_ollama_sdk_reads_the_miss() -> None:
     req = request(host="localhost", port=11434, scheme="http", path="/api/chat")
-    client = ollama.Client(
-        host="http://localhost:11434", transport=serve(miss_answer(req, KEY, "r"))
-    )
+    client = ollama.Client(host="http://localhost:11434", transport=serve(miss(req, KEY, "r")))
     with pytest.raises(ollama.ResponseError) as info:
         client.chat(model="llama3", messages=[{"role": "user", "content": "hi"}])
     assert info.value.status_code == 404 and FP in info.value.error

@@ -72,7 +72,9 @@ class Api:
         occurrence = self.count.get(req, 0)
         self.count[req] = occurrence + 1
         fp = fingerprint or f"{req.method} {req.path} {req.query} {req.body!r}"
-        call = Call(req, fp, occurrence, self.reply, self.session, params, self.tools)
+        call = Call(
+            req, fp, occurrence, self.reply, self.session, params, synthetic_tools=self.tools
+        )
         return route.respond(call)
 
     def create(self, **body: Any) -> Answer:
