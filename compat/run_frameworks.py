@@ -112,7 +112,7 @@ def run_suites(venvs: Mapping[Path, list[str]], proxy: Proxy, ollama: Proxy, bun
 
 def synthetic_pass(venvs: Mapping[Path, list[str]], work: Path, bundle: Path) -> bool:
     """Replay mode over an empty store: only synthetic answers."""
-    failures, seen = proxied_run(venvs, work, bundle, "replay", work / "empty-store")
+    failures, seen = proxied_run(venvs, work, bundle, "synthetic", "replay", work / "empty")
     return failures == 0 and set(seen) == {"synthetic"}
 
 
@@ -153,11 +153,13 @@ def record_replay_pass(venvs: Mapping[Path, list[str]], work: Path, bundle: Path
         f"ssl_verify_upstream_trusted_ca={ensure_mitm_ca(upstream_conf)}",
     ]
     try:
-        recorded = proxied_run(venvs, work, bundle, "record", store, *pin)
+        recorded = proxied_run(venvs, work, bundle, "record", "record", store, *pin)
     finally:
         local.stop()
         upstream.stop()
-    replayed = proxied_run(venvs, work, bundle, "replay", store, "--set", "replay_miss=error")
+    replayed = proxied_run(
+        venvs, work, bundle, "hits", "replay", store, "--set", "replay_miss=error"
+    )
     print(f"== record pass: {dict(recorded[1])}; replay pass: {dict(replayed[1])}")
     return (
         recorded[0] == replayed[0] == 0
@@ -167,13 +169,19 @@ def record_replay_pass(venvs: Mapping[Path, list[str]], work: Path, bundle: Path
 
 
 def proxied_run(
-    venvs: Mapping[Path, list[str]], work: Path, bundle: Path, mode: str, store: Path, *extra: str
+    venvs: Mapping[Path, list[str]],
+    work: Path,
+    bundle: Path,
+    name: str,
+    mode: str,
+    store: Path,
+    *extra: str,
 ) -> tuple[int, Counter[str]]:
     """The suites through a regular and a reverse (Ollama) proxy in `mode` over `store` (the
     second in its own namespace: one proxy writes a namespace at a time): the number of
     venvs that failed, and the outcomes both reports show."""
     confdir = work / "conf"
-    reports = (work / f"{mode}.jsonl", work / f"{mode}-ollama.jsonl")
+    reports = (work / f"{name}.jsonl", work / f"{name}-ollama.jsonl")
     proxy = start_mitmdump([*extra, *addon_args(store, reports[0], mode)], confdir, cwd=ROOT)
     try:
         ollama = start_mitmdump(
@@ -193,7 +201,7 @@ def proxied_run(
     finally:
         proxy.stop()
     seen = outcomes(*reports)
-    print(f"== {mode} pass over {store.name}: {failures} venv(s) failed; outcomes {dict(seen)}")
+    print(f"== {name} pass ({mode} mode): {failures} venv(s) failed; outcomes {dict(seen)}")
     return failures, seen
 
 
