@@ -16,15 +16,16 @@ last object that looks like a JSON Schema wins (format instructions show an exam
 first and the real one last). "Looks like a schema" (`_is_schema`): non-empty `properties`
 that map names to objects, or a `$ref` string, or an `anyOf`/`oneOf`/`allOf` list, or a
 `type` among JSON Schema's beside `items`, `enum`, `$defs`, `definitions`, `title` or
-`description`. Scanning is bounded (`MAX_SCAN` characters of each text,
-`MAX_TRIES` decodes), so a huge prompt costs little.
+`description`. Scanning is bounded (`MAX_SCAN` characters of each text, `MAX_TRIES`
+decodes, `MAX_LOOKS` mentions looked at, each within `_WINDOW` characters), so a huge prompt
+costs little.
 
 A plain request asks for JSON when its text says so: a schema plus the word JSON, or an
-instruction such as "Return a JSON object" / "formatted as a JSON instance" (`_ASKS_JSON`).
-The answer is fenced when the text mentions a ```json block, or asks to wrap or return the
-answer in a code block or Markdown, and no negation precedes that on its line (instructor's
-MD_JSON asks for one; LangChain's strict format instructions say "Do not wrap the JSON in
-Markdown or code fences (no ``` or ```json)").
+instruction such as "Return a JSON object" / "formatted as a JSON instance" (a verb shortly
+before "json" in the same sentence). The answer is fenced when the text mentions a ```json
+block, or asks to wrap or return the answer in a code block or Markdown, and no negation
+precedes that in its sentence (instructor's MD_JSON asks for one; LangChain's strict format
+instructions say "Do not wrap the JSON in Markdown or code fences (no ``` or ```json)").
 """
 
 from __future__ import annotations
@@ -47,18 +48,20 @@ MAX_TRIES = 256
 """At most this many `{` are tried as the start of a JSON object."""
 
 _SCHEMA_TYPES = frozenset({"object", "array", "string", "integer", "number", "boolean"})
-_ASKS_JSON = re.compile(
-    r"\b(?:return|respond|reply|answer|output|format(?:ted)?|provide|produce|give|generate)"
-    r"\b[^.\n]{0,80}\bjson\b",
-    re.IGNORECASE,
+MAX_LOOKS = 64
+"""At most this many mentions of JSON, or of a fence, are looked at."""
+_WINDOW = 90
+"""An instruction's verb is looked for this many characters before what it asks for, on
+the same line and in the same sentence."""
+
+_ASK_VERB = re.compile(
+    r"\b(?:return|respond|reply|answer|output|format(?:ted)?|provide|produce|give|generate)\b"
 )
-_MENTIONS_JSON = re.compile(r"\bjson", re.IGNORECASE)
-_FENCED = re.compile(
-    r"```json|\b(?:wrap|return|respond|answer|output(?! schema)|reply|put|enclose|format)\b"
-    r"[^.\n]{0,60}\b(?:code ?block|markdown)",
-    re.IGNORECASE,
+_FENCE_VERB = re.compile(
+    r"\b(?:wrap|return|respond|answer|output(?! schema)|reply|put|enclose|format)\b"
 )
-_NEGATED = re.compile(r"\b(?:not|no|never|don't|without|avoid)\b", re.IGNORECASE)
+_FENCES = ("```json", "code block", "codeblock", "markdown")
+_NEGATED = re.compile(r"\b(?:not|no|never|don't|without|avoid)\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,13 +114,40 @@ def _is_schema(value: Mapping[str, Any]) -> bool:
     )
 
 
-def _asks_fence(text: str) -> bool:
-    """Whether the text asks for a ```json block: a mention of one that no negation
-    ("do not wrap it in ```json") precedes on its line."""
-    for match in _FENCED.finditer(text):
-        line = text[text.rfind("\n", 0, match.start()) + 1 : match.start()]
-        if not _NEGATED.search(line):
-            return True
+def _before(lowered: str, at: int) -> str:
+    """The text before `at` on its line and in its sentence, at most `_WINDOW` characters
+    (searched in that window only: a long text costs no more)."""
+    start = max(at - _WINDOW, 0)
+    start = max(start, lowered.rfind("\n", start, at) + 1, lowered.rfind(". ", start, at) + 1)
+    return lowered[start:at]
+
+
+def _found(lowered: str, word: str) -> list[int]:
+    """Where `word` occurs in `lowered`: the first `MAX_LOOKS` places."""
+    places: list[int] = []
+    at = lowered.find(word)
+    while at >= 0 and len(places) < MAX_LOOKS:
+        places.append(at)
+        at = lowered.find(word, at + len(word))
+    return places
+
+
+def _asks_json(lowered: str) -> bool:
+    """An instruction to answer in JSON: "Return a JSON object", "formatted as a JSON
+    instance"..."""
+    return any(_ASK_VERB.search(_before(lowered, at)) for at in _found(lowered, "json"))
+
+
+def _asks_fence(lowered: str) -> bool:
+    """Whether the text asks for a ```json block or a code block, and no negation ("do not
+    wrap it in ```json") precedes that on its line."""
+    for fence in _FENCES:
+        for at in _found(lowered, fence):
+            before = _before(lowered, at)
+            if _NEGATED.search(before):
+                continue
+            if fence == "```json" or _FENCE_VERB.search(before):
+                return True
     return False
 
 
@@ -125,12 +155,13 @@ def prompt_json(body: object, json_mode: bool = False) -> PromptJson | None:
     """What JSON the request asks for from its prompt text, or None when it asks for none.
     `json_mode`: the request is in a JSON mode without a schema (it always gets JSON)."""
     text = prompt_texts(body)
-    mentions = _MENTIONS_JSON.search(text) is not None
+    lowered = text.lower()
+    mentions = "json" in lowered
     schema = find_schema(text) if mentions or json_mode else None
-    fenced = mentions and not json_mode and _asks_fence(text)
+    fenced = mentions and not json_mode and _asks_fence(lowered)
     if schema is not None or json_mode:
         return PromptJson(schema, fenced)
-    if _ASKS_JSON.search(text):
+    if mentions and _asks_json(lowered):
         return PromptJson(None, fenced)
     return None
 

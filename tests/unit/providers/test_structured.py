@@ -223,3 +223,19 @@ def test_an_unbuildable_schema_in_the_prompt_falls_back_to_the_generic_object() 
 def test_scanning_is_bounded_on_a_prompt_full_of_braces() -> None:
     text = "Return JSON. " + "{" * (MAX_TRIES * 4) + json.dumps({"properties": {"a": {}}})
     assert find_schema(text) is None  # past MAX_TRIES attempts the scan stops
+
+
+@pytest.mark.parametrize(
+    ("instruction", "fenced"),
+    [
+        ("Wrap your JSON answer in a markdown code block.", True),
+        ("Return the JSON within a ```json codeblock.", True),
+        ("Answer in JSON. Do not use markdown or code blocks.", False),
+        ("Return JSON only, without ```json fences.", False),
+        ("Here is the output schema (shown in a code block): reply in JSON.", False),
+    ],
+)
+def test_a_fence_only_when_asked_and_not_negated(instruction: str, fenced: bool) -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+    body = {"messages": [{"role": "system", "content": f"{instruction}\n{json.dumps(schema)}"}]}
+    assert prompt_json(body) == PromptJson(schema, fenced)
