@@ -63,6 +63,10 @@ OFFLINE_ENV = {
 }
 
 
+IGNORE = "prompt_cache_key"
+"""Left out of the key: the OpenAI Agents SDK sends a new `prompt_cache_key` every run."""
+
+
 def addon_args(store: Path, report: Path, mode: str, *extra: str) -> list[str]:
     return [
         "-s",
@@ -77,6 +81,8 @@ def addon_args(store: Path, report: Path, mode: str, *extra: str) -> list[str]:
         "replay_speed=0",
         "--set",
         "connection_strategy=lazy",
+        "--set",
+        f"replay_ignore={IGNORE}",
         *extra,
     ]
 
@@ -94,6 +100,9 @@ def outcomes(*reports: Path) -> Counter[str]:
 def run_suites(venvs: Mapping[Path, list[str]], proxy: Proxy, ollama: Proxy, bundle: Path) -> int:
     env = subprocess_env({**client_env(proxy, bundle), **OFFLINE_ENV})
     env["REPLAY_OLLAMA_URL"] = ollama.url
+    # As on a developer's machine, local servers bypass the proxy (so Ollama is reached
+    # through the reverse-mode proxy, not through both).
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     failures = 0
     for venv, suites in venvs.items():
         python = venv / "bin" / "python"
@@ -146,6 +155,8 @@ def record_replay_pass(venvs: Mapping[Path, list[str]], work: Path, bundle: Path
     )
     pin = [
         "-s",
+        str(ROOT / "compat" / "one_request_per_connection.py"),
+        "-s",
         str(PIN_HOSTS),
         "--set",
         f"pin_upstream=127.0.0.1:{upstream.port}",
@@ -182,14 +193,14 @@ def proxied_run(
     venvs that failed, and the outcomes both reports show."""
     confdir = work / "conf"
     reports = (work / f"{name}.jsonl", work / f"{name}-ollama.jsonl")
-    proxy = start_mitmdump([*extra, *addon_args(store, reports[0], mode)], confdir, cwd=ROOT)
+    proxy = start_mitmdump([*addon_args(store, reports[0], mode), *extra], confdir, cwd=ROOT)
     try:
         ollama = start_mitmdump(
             [
                 "--mode",
                 f"reverse:{OLLAMA_UPSTREAM}",
-                *extra,
                 *addon_args(store, reports[1], mode, "--set", "replay_cassette=ollama"),
+                *extra,
             ],
             confdir,
             cwd=ROOT,
