@@ -21,7 +21,8 @@ from typing import Any
 
 import zstandard
 
-from replay.errors import CorruptEntry, FormatVersionError
+from replay.canonical import DEFAULT_MAX_BODY, MAX_JSON_ITEMS, json_items, unzstd
+from replay.errors import BodyTooLarge, CorruptEntry, FormatVersionError
 from replay.models import (
     Chunk,
     Interaction,
@@ -138,15 +139,23 @@ def dumps(document: Document) -> bytes:
         return text.encode("ascii")
 
 
-def encode(ri: RedactedInteraction, level: int = COMPRESSION_LEVEL) -> bytes:
+def encode(
+    ri: RedactedInteraction, level: int = COMPRESSION_LEVEL, limit: int | None = None
+) -> bytes:
     """The bytes of a file holding `ri`: one zstd frame (with checksum) of UTF-8 JSON.
 
-    Raises ValueError for values JSON cannot hold (a NaN time, say).
+    Raises ValueError for values JSON cannot hold (a NaN time, say), and for a document
+    larger than `limit` bytes (a file `decode` would refuse with that limit).
     """
     if not isinstance(ri, RedactedInteraction):
         raise TypeError(f"encode() takes a RedactedInteraction, not {type(ri).__name__}")
+    document = dumps(to_document(ri.interaction))
+    if limit is not None and len(document) > limit:
+        raise ValueError(
+            f"its document is {len(document)} bytes, more than replay_max_body ({limit})"
+        )
     compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
-    return compressor.compress(dumps(to_document(ri.interaction)))
+    return compressor.compress(document)
 
 
 # --- bytes -> document -> Interaction ----------------------------------------------------
@@ -156,8 +165,12 @@ class _Invalid(Exception):
     """A document field is missing or has the wrong type; the message names the field."""
 
 
-def decompress(data: bytes, path: str = "<bytes>") -> bytes:
-    """The content of a zstd file (one frame or several back to back), or CorruptEntry."""
+def decompress(data: bytes, path: str = "<bytes>", limit: int = DEFAULT_MAX_BODY) -> bytes:
+    """The content of a zstd file (one frame or several back to back), or CorruptEntry.
+
+    Decompression is streamed and stops once the content passes `limit` bytes (a "bomb":
+    reported as a CorruptEntry like any bad file); see `canonical.unzstd` for the bound.
+    """
     if data[:4] != _ZSTD_MAGIC:
         raise CorruptEntry(path, "not a zstd frame")
     try:
@@ -167,29 +180,27 @@ def decompress(data: bytes, path: str = "<bytes>") -> bytes:
     if dict_id:
         # TODO(replay compact): look the dictionary up beside the file (docs/format.md).
         raise CorruptEntry(path, f"compressed with zstd dictionary {dict_id}, none loaded")
-    out: list[bytes] = []
-    rest = data
     try:
-        while rest:
-            if rest[:4] != _ZSTD_MAGIC:
-                raise CorruptEntry(path, f"not a zstd frame at byte {len(data) - len(rest)}")
-            d = zstandard.ZstdDecompressor().decompressobj()
-            out.append(d.decompress(rest))
-            if not d.eof:
-                raise CorruptEntry(path, "truncated zstd frame")
-            rest = d.unused_data
-    except zstandard.ZstdError as exc:
+        return unzstd(data, limit)
+    except BodyTooLarge:
+        raise CorruptEntry(
+            path, f"decompresses to more than {limit} bytes (replay_max_body)"
+        ) from None
+    except ValueError as exc:
         raise CorruptEntry(path, f"zstd: {exc}") from None
-    return b"".join(out)
 
 
-def decode(data: bytes, path: str = "<bytes>") -> Interaction:
+def decode(data: bytes, path: str = "<bytes>", limit: int = DEFAULT_MAX_BODY) -> Interaction:
     """The interaction in a file's bytes.
 
-    Raises CorruptEntry(path, reason) when the bytes are not zstd, not UTF-8 JSON, or not a
-    valid document, and FormatVersionError for an llm-replay document of an unknown version.
+    Raises CorruptEntry(path, reason) when the bytes are not zstd, decompress to more than
+    `limit` bytes, are not UTF-8 JSON, hold more than MAX_JSON_ITEMS items (a document
+    made to parse into GBs: a real one has a few per chunk), or are not a valid document,
+    and FormatVersionError for an llm-replay document of an unknown version.
     """
-    raw = decompress(data, path)
+    raw = decompress(data, path, limit)
+    if json_items(raw, MAX_JSON_ITEMS) > MAX_JSON_ITEMS:
+        raise CorruptEntry(path, f"not a cassette: more than {MAX_JSON_ITEMS} JSON items")
     try:
         document = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError as exc:

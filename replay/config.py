@@ -136,9 +136,21 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         "Loopback ports of the chunk server that paces replayed streams (each client "
         "connection may hold 5 connections per port).",
     ),
+    OptionSpec(
+        "replay_max_body",
+        int,
+        64 * 2**20,
+        "The largest decoded request body and the largest decoded cassette file, in bytes "
+        "(64 MiB by default). A larger request is refused with 413 and never stored; a "
+        "larger file is reported as corrupt (a miss).",
+    ),
 )
 
 OPTION_NAMES = frozenset(spec.name for spec in OPTION_SPECS)
+
+MIN_MAX_BODY = 1024
+MAX_MAX_BODY = 2**40
+"""The bounds of `replay_max_body` (1 KiB .. 1 TiB)."""
 
 _NAMESPACE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 _IGNORE_SEGMENT = re.compile(r"^(\*|[^.*\s]+)$")
@@ -200,6 +212,8 @@ class Settings:
     record_errors: bool = False
     synthetic_tools: SyntheticTools = SyntheticTools.AUTO
     pacer_ports: int = 16
+    max_body: int = 64 * 2**20
+    """`replay_max_body`: the cap on decoded request bodies and cassette files, bytes."""
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> Settings:
@@ -232,6 +246,18 @@ class Settings:
         ports = values["replay_pacer_ports"]
         if not isinstance(ports, int) or not 1 <= ports <= 256:
             raise ConfigError(f"replay_pacer_ports: {ports!r} must be between 1 and 256")
+        max_body = values["replay_max_body"]
+        if isinstance(max_body, str) and max_body.strip().isdigit():
+            max_body = int(max_body)  # a config.yaml may spell it as a string
+        if (
+            isinstance(max_body, bool)
+            or not isinstance(max_body, int)
+            or not MIN_MAX_BODY <= max_body <= MAX_MAX_BODY
+        ):
+            raise ConfigError(
+                f"replay_max_body: {max_body!r} must be a number of bytes between "
+                f"{MIN_MAX_BODY} and {MAX_MAX_BODY}"
+            )
         return cls(
             mode=Mode(mode),
             miss=MissPolicy(miss),
@@ -245,4 +271,5 @@ class Settings:
             record_errors=bool(values["replay_record_errors"]),
             synthetic_tools=SyntheticTools(tools),
             pacer_ports=ports,
+            max_body=max_body,
         )

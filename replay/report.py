@@ -86,6 +86,11 @@ class Tally:
         self.counts: Counter[str] = Counter()
         self.notable: list[ReportLine] = []
 
+    def count(self, outcome: str) -> None:
+        """Count an exchange that is not notable (a hit, a recording)."""
+        with self._lock:
+            self.counts[outcome] += 1
+
     def add(self, line: ReportLine) -> None:
         with self._lock:
             self.counts[line.outcome] += 1

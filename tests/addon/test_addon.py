@@ -151,11 +151,22 @@ def test_other_traffic_is_not_touched(
     assert f.response is None and not a.flows
 
 
-def test_websocket_upgrades_pass_through(addon: tuple[ReplayAddon, taddons.context]) -> None:
-    a, _ = addon
-    f = chat_flow(path="/v1/realtime", upgrade="websocket")
-    request(a, f)
-    assert f.response is None and not a.flows
+def test_websocket_upgrades_pass_through_unless_replay_mode_would_contact_upstream(
+    addon: tuple[ReplayAddon, taddons.context],
+) -> None:
+    a, tctx = addon
+    refused = chat_flow(path="/v1/realtime", upgrade="websocket")
+    request(a, refused)
+    assert refused.response is not None and refused.response.status_code == 501
+    for mode, miss in (
+        ("passthrough", "synthetic"),
+        ("record", "synthetic"),
+        ("replay", "forward"),
+    ):
+        tctx.configure(a, replay_mode=mode, replay_miss=miss)
+        f = chat_flow(path="/v1/realtime", upgrade="websocket")
+        request(a, f)
+        assert f.response is None and f.id not in a.flows, (mode, miss)
 
 
 def test_record_mode_taps_the_stream_and_marks_headers(

@@ -6,8 +6,6 @@ tool's result goes back, and the model answers in text, as an agent loop needs (
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -17,11 +15,9 @@ import pytest
 from google import genai
 from google.genai import types
 from jsonschema import Draft202012Validator
-from support.inprocess import ViaEngine, http_client_for
+from support.inprocess import Harness, Harnesses, http_client_for
 from support.schemas import WEATHER
 
-from replay.config import Settings
-from replay.engine import Engine
 from replay.models import Outcome
 
 TIME: dict[str, Any] = {
@@ -42,30 +38,16 @@ def valid(name: str, arguments: object) -> None:
 
 
 @pytest.fixture
-def engine_for(tmp_path: Path) -> Iterator[Callable[..., ViaEngine]]:
-    engines: list[Engine] = []
-
-    def make(**options: str) -> ViaEngine:
-        settings = Settings.from_options({"replay_dir": str(tmp_path / "store"), **options})
-        engines.append(Engine(settings))
-        return ViaEngine(engine=engines[-1])
-
-    yield make
-    for engine in engines:
-        engine.close()
+def via(harness: Harnesses) -> Harness:
+    return harness()
 
 
-@pytest.fixture
-def via(engine_for: Callable[..., ViaEngine]) -> ViaEngine:
-    return engine_for()
-
-
-def openai_client(via: ViaEngine, base_url: str | None = None) -> openai.OpenAI:
+def openai_client(via: Harness, base_url: str | None = None) -> openai.OpenAI:
     http = http_client_for(openai, via)
     return openai.OpenAI(api_key="k", base_url=base_url, http_client=http, max_retries=0)
 
 
-def test_openai_chat_tool_round(via: ViaEngine) -> None:
+def test_openai_chat_tool_round(via: Harness) -> None:
     client = openai_client(via)
     messages: list[Any] = [{"role": "user", "content": QUESTION}]
     first = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=CHAT_TOOLS)
@@ -83,7 +65,7 @@ def test_openai_chat_tool_round(via: ViaEngine) -> None:
     assert via.outcomes == [Outcome.SYNTHETIC] * 2
 
 
-def test_openai_chat_streamed_tool_round_with_parallel_calls(via: ViaEngine) -> None:
+def test_openai_chat_streamed_tool_round_with_parallel_calls(via: Harness) -> None:
     client = openai_client(via)
     messages: list[Any] = [{"role": "user", "content": QUESTION}]
     with client.chat.completions.stream(
@@ -103,7 +85,7 @@ def test_openai_chat_streamed_tool_round_with_parallel_calls(via: ViaEngine) -> 
     assert then.choices[0].message.content and not then.choices[0].message.tool_calls
 
 
-def test_ollama_openai_compatible_tool_round(via: ViaEngine) -> None:
+def test_ollama_openai_compatible_tool_round(via: Harness) -> None:
     client = openai_client(via, base_url="http://127.0.0.1:11434/v1")
     messages: list[Any] = [{"role": "user", "content": QUESTION}]
     first = client.chat.completions.create(model="llama3.2", messages=messages, tools=CHAT_TOOLS)
@@ -118,7 +100,7 @@ def test_ollama_openai_compatible_tool_round(via: ViaEngine) -> None:
 
 
 @pytest.mark.parametrize("streamed", [False, True])
-def test_openai_responses_tool_round(via: ViaEngine, streamed: bool) -> None:
+def test_openai_responses_tool_round(via: Harness, streamed: bool) -> None:
     client = openai_client(via)
     tools: list[Any] = [
         {"type": "function", "name": "get_weather", "parameters": WEATHER, "strict": True},
@@ -142,7 +124,7 @@ def test_openai_responses_tool_round(via: ViaEngine, streamed: bool) -> None:
 
 
 @pytest.mark.parametrize("streamed", [False, True])
-def test_anthropic_tool_round(via: ViaEngine, streamed: bool) -> None:
+def test_anthropic_tool_round(via: Harness, streamed: bool) -> None:
     claude = anthropic.Anthropic(
         api_key="k", http_client=http_client_for(anthropic, via), max_retries=0
     )
@@ -175,7 +157,7 @@ def test_anthropic_tool_round(via: ViaEngine, streamed: bool) -> None:
     assert [b.type for b in then.content] == ["text"]
 
 
-def test_gemini_tool_round(via: ViaEngine) -> None:
+def test_gemini_tool_round(via: Harness) -> None:
     options = types.HttpOptions(client_args={"transport": via.httpx_transport()})
     config = types.GenerateContentConfig(
         tools=[
@@ -210,7 +192,7 @@ def test_gemini_tool_round(via: ViaEngine) -> None:
 
 
 @pytest.mark.parametrize("streamed", [False, True])
-def test_ollama_native_tool_round(via: ViaEngine, streamed: bool) -> None:
+def test_ollama_native_tool_round(via: Harness, streamed: bool) -> None:
     tools: list[Any] = [{"type": "function", "function": CHAT_TOOLS[0]["function"]}]
     with ollama.Client(host="http://127.0.0.1:11434", transport=via.httpx_transport()) as local:
 
@@ -234,10 +216,8 @@ def test_ollama_native_tool_round(via: ViaEngine, streamed: bool) -> None:
         assert then.content and not then.tool_calls
 
 
-def test_option_forced_calls_no_tool_unless_the_request_forces_one(
-    engine_for: Callable[..., ViaEngine],
-) -> None:
-    via = engine_for(replay_synthetic_tools="forced")
+def test_option_forced_calls_no_tool_unless_the_request_forces_one(harness: Harnesses) -> None:
+    via = harness(options={"replay_synthetic_tools": "forced"})
     client = openai_client(via)
     messages: list[Any] = [{"role": "user", "content": QUESTION}]
     plain = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=CHAT_TOOLS)
@@ -248,7 +228,7 @@ def test_option_forced_calls_no_tool_unless_the_request_forces_one(
     assert forced.choices[0].finish_reason == "tool_calls"
 
 
-def test_tool_choice_none_answers_in_text(via: ViaEngine) -> None:
+def test_tool_choice_none_answers_in_text(via: Harness) -> None:
     client = openai_client(via)
     messages: list[Any] = [{"role": "user", "content": QUESTION}]
     out = client.chat.completions.create(

@@ -50,12 +50,24 @@ def test_values_are_parsed() -> None:
         ("replay_ignore", "a..b"),
         ("replay_dir", ""),
         ("replay_pacer_ports", 0),
+        ("replay_max_body", 0),
+        ("replay_max_body", 1023),
+        ("replay_max_body", 2**41),
+        ("replay_max_body", True),
+        ("replay_max_body", "64M"),
+        ("replay_max_body", -5),
         ("replay_synthetic_tools", "always"),
     ],
 )
 def test_bad_values_name_the_option(name: str, value: object) -> None:
     with pytest.raises(ConfigError, match=name):
         Settings.from_options({name: value})
+
+
+def test_max_body_defaults_to_64_mib_and_accepts_a_number_or_digits() -> None:
+    assert Settings.from_options({}).max_body == 64 * 2**20 == Settings().max_body
+    assert Settings.from_options({"replay_max_body": 16 * 2**20}).max_body == 16 * 2**20
+    assert Settings.from_options({"replay_max_body": "2048"}).max_body == 2048
 
 
 def test_every_option_has_help_and_a_parseable_type() -> None:
