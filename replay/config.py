@@ -1,7 +1,8 @@
 """The single source of truth for replay's options, and their validation.
 
-Owns OPTION_SPECS (name, mitmproxy typespec, default, help, choices), the Mode and MissPolicy
-enums, and `Settings.from_options`, which turns raw option values into checked settings.
+Owns OPTION_SPECS (name, mitmproxy typespec, default, help, choices), the Mode, MissPolicy
+and SyntheticTools enums, and `Settings.from_options`, which turns raw option values into
+checked settings.
 The addon registers its options from OPTION_SPECS, the README's table is checked against it.
 Imports nothing of replay but errors; knows nothing of mitmproxy.
 """
@@ -38,6 +39,15 @@ class MissPolicy(StrEnum):
     SYNTHETIC = "synthetic"
     ERROR = "error"
     FORWARD = "forward"
+
+
+class SyntheticTools(StrEnum):
+    """When a synthetic answer calls a tool the request offers."""
+
+    AUTO = "auto"
+    """Unless the request forbids it, until a tool result follows the last user message."""
+    FORCED = "forced"
+    """Only when the request forces a tool call."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +119,15 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         bool,
         False,
         "In auto mode, also store non-2xx answers (record mode always stores what came).",
+    ),
+    OptionSpec(
+        "replay_synthetic_tools",
+        str,
+        "auto",
+        "When a synthetic answer calls an offered tool: auto (as a model would: unless the "
+        "request forbids it, one tool round per user message, then text), forced (only when "
+        "the request forces a tool call).",
+        tuple(t.value for t in SyntheticTools),
     ),
     OptionSpec(
         "replay_pacer_ports",
@@ -191,6 +210,7 @@ class Settings:
     """Empty means the default set of LLM hosts and paths."""
     report: str | None = None
     record_errors: bool = False
+    synthetic_tools: SyntheticTools = SyntheticTools.AUTO
     pacer_ports: int = 16
     max_body: int = 64 * 2**20
     """`replay_max_body`: the cap on decoded request bodies and cassette files, bytes."""
@@ -217,6 +237,12 @@ class Settings:
                 check_namespace(cassette)
             except ConfigError as e:
                 raise ConfigError(f"replay_cassette: {e}") from None
+        tools = values["replay_synthetic_tools"]
+        if tools not in SyntheticTools.__members__.values():
+            raise ConfigError(
+                f"replay_synthetic_tools: {tools!r} is not one of "
+                f"{', '.join(t.value for t in SyntheticTools)}"
+            )
         ports = values["replay_pacer_ports"]
         if not isinstance(ports, int) or not 1 <= ports <= 256:
             raise ConfigError(f"replay_pacer_ports: {ports!r} must be between 1 and 256")
@@ -243,6 +269,7 @@ class Settings:
             hosts=_comma_list(values["replay_hosts"]),
             report=values["replay_report"] or None,
             record_errors=bool(values["replay_record_errors"]),
+            synthetic_tools=SyntheticTools(tools),
             pacer_ports=ports,
             max_body=max_body,
         )

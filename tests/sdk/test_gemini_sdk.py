@@ -159,14 +159,25 @@ def test_forced_function_call_args_valid_against_the_schema(harness: Harnesses) 
     assert response.text is None
 
 
-def test_auto_mode_answers_in_text(harness: Harnesses) -> None:
+def test_auto_mode_calls_the_function_then_answers_in_text(harness: Harnesses) -> None:
     config = types.GenerateContentConfig(
         tools=[types.Tool(function_declarations=[types.FunctionDeclaration(name="f")])],
     )
     c = client(harness())
     response = c.models.generate_content(model=MODEL, contents=PROMPT, config=config)
-    assert response.function_calls is None
-    assert response.text
+    assert response.function_calls is not None
+    assert [fc.name for fc in response.function_calls] == ["f"]
+    assert response.candidates is not None and response.candidates[0].content is not None
+    history = [
+        types.Content(role="user", parts=[types.Part(text=PROMPT)]),
+        response.candidates[0].content,
+        types.Content(
+            role="user", parts=[types.Part.from_function_response(name="f", response={"r": 1})]
+        ),
+    ]
+    then = c.models.generate_content(model=MODEL, contents=history, config=config)
+    assert then.function_calls is None
+    assert then.text
 
 
 def test_canned_reply_text_and_function_call(harness: Harnesses) -> None:

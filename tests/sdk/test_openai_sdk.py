@@ -21,6 +21,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel
 from support.inprocess import Harness, Harnesses, canned, http_client_for
+from support.schemas import WEATHER
 
 from replay.models import Outcome, Request
 from replay.providers.base import Answer, prompt_tokens
@@ -30,16 +31,6 @@ from replay.providers.text import count_tokens
 USER: list[Any] = [{"role": "user", "content": "What is the weather like in Paris today?"}]
 MODEL = "gpt-4o-mini"
 
-WEATHER: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "city": {"type": "string"},
-        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
-        "days": {"type": "integer", "minimum": 1, "maximum": 7},
-    },
-    "required": ["city", "unit", "days"],
-    "additionalProperties": False,
-}
 TIME: dict[str, Any] = {
     "type": "object",
     "properties": {"tz": {"type": "string"}, "utc": {"type": "boolean"}},

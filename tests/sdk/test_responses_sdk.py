@@ -19,21 +19,12 @@ import pytest
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel
 from support.inprocess import Harness, Harnesses, canned, http_client_for
+from support.schemas import WEATHER
 
 from replay.providers.base import prompt_tokens
 from replay.providers.text import count_tokens, split_tokens
 
 MODEL = "gpt-4.1-mini"
-WEATHER: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "city": {"type": "string"},
-        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
-        "days": {"type": "integer", "minimum": 1, "maximum": 7},
-    },
-    "required": ["city", "unit", "days"],
-    "additionalProperties": False,
-}
 TOOLS: list[Any] = [
     {"type": "function", "name": "get_weather", "parameters": WEATHER, "strict": True},
     {"type": "function", "name": "get_time", "parameters": {"type": "object"}, "strict": False},

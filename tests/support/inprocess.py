@@ -12,7 +12,7 @@ chunks off the wire. No sockets, no sleeps.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -55,10 +55,16 @@ class Harness:
 
     `rules`: the text of a rules file (docs/rules.md), e.g. a canned `reply:`. `ignore`:
     `replay_ignore`; `"stream"` keys a stream and its non-stream twin alike, so that both
-    get the same made-up answer.
+    get the same made-up answer. `options`: further `replay_*` options (`replay_synthetic_tools`).
     """
 
-    def __init__(self, root: Path, rules: str | None = None, ignore: str | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        rules: str | None = None,
+        ignore: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
         root.mkdir(parents=True)
         options: dict[str, Any] = {
             "replay_mode": "replay",
@@ -66,6 +72,7 @@ class Harness:
             "replay_dir": str(root / "cassettes"),  # never written: nothing is recorded
             "replay_speed": "0",
             "replay_ignore": ignore,
+            **(options or {}),
         }
         if rules is not None:
             path = root / "rules.yaml"
@@ -150,8 +157,13 @@ class Harnesses:
         self.root = root
         self.made: list[Harness] = []
 
-    def __call__(self, rules: str | None = None, ignore: str | None = None) -> Harness:
-        harness = Harness(self.root / f"harness-{len(self.made)}", rules, ignore)
+    def __call__(
+        self,
+        rules: str | None = None,
+        ignore: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> Harness:
+        harness = Harness(self.root / f"harness-{len(self.made)}", rules, ignore, options)
         self.made.append(harness)
         return harness
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from replay.config import OPTION_SPECS, MissPolicy, Mode, Settings, check_namespace
+from replay.config import OPTION_SPECS, MissPolicy, Mode, Settings, SyntheticTools, check_namespace
 from replay.errors import ConfigError
 
 
@@ -12,6 +12,7 @@ def test_defaults_match_the_spec_table() -> None:
     s = Settings.from_options({})
     assert (s.mode, s.miss, s.dir, s.speed) == (Mode.REPLAY, MissPolicy.SYNTHETIC, "cassettes", 1.0)
     assert s.cassette is None and s.report is None and not s.record_errors
+    assert s.synthetic_tools is SyntheticTools.AUTO
 
 
 def test_values_are_parsed() -> None:
@@ -24,12 +25,14 @@ def test_values_are_parsed() -> None:
             "replay_hosts": "*.example.com,api.openai.com",
             "replay_cassette": "suite-a",
             "replay_record_errors": True,
+            "replay_synthetic_tools": "forced",
         }
     )
     assert s.mode is Mode.AUTO and s.miss is MissPolicy.FORWARD and s.speed == 2.5
     assert s.ignore == ("user", "metadata.trace_id", "messages.*.name")
     assert s.hosts == ("*.example.com", "api.openai.com")
     assert s.cassette == "suite-a" and s.record_errors
+    assert s.synthetic_tools is SyntheticTools.FORCED
 
 
 @pytest.mark.parametrize(
@@ -53,6 +56,7 @@ def test_values_are_parsed() -> None:
         ("replay_max_body", True),
         ("replay_max_body", "64M"),
         ("replay_max_body", -5),
+        ("replay_synthetic_tools", "always"),
     ],
 )
 def test_bad_values_name_the_option(name: str, value: object) -> None:
