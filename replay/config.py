@@ -144,6 +144,13 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         "(64 MiB by default). A larger request is refused with 413 and never stored; a "
         "larger file is reported as corrupt (a miss).",
     ),
+    OptionSpec(
+        "replay_strict",
+        bool,
+        False,
+        "End the proxy with exit code 1 if anything it handled was a miss, a synthetic answer, "
+        "a forward or an error (the summary at the stop lists them): for mitmdump in CI.",
+    ),
 )
 
 OPTION_NAMES = frozenset(spec.name for spec in OPTION_SPECS)
@@ -214,6 +221,7 @@ class Settings:
     pacer_ports: int = 16
     max_body: int = 64 * 2**20
     """`replay_max_body`: the cap on decoded request bodies and cassette files, bytes."""
+    strict: bool = False
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> Settings:
@@ -272,4 +280,5 @@ class Settings:
             synthetic_tools=SyntheticTools(tools),
             pacer_ports=ports,
             max_body=max_body,
+            strict=bool(values["replay_strict"]),
         )

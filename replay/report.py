@@ -97,6 +97,11 @@ class Tally:
             if line.outcome in NOTABLE and len(self.notable) < MAX_LISTED:
                 self.notable.append(line)
 
+    def notable_count(self) -> int:
+        """How many exchanges were misses, synthetic answers, forwards or errors."""
+        with self._lock:
+            return sum(self.counts[o] for o in NOTABLE)
+
     def summary(self) -> list[str]:
         """The lines logged at a clean stop: the counts, then one line per notable request."""
         with self._lock:

@@ -11,7 +11,10 @@ module carries plans out on mitmproxy's objects.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
+import os
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -61,6 +64,15 @@ class _Flow:
     """A rule's fault on a forwarded answer (`Withheld` counts the chunks)."""
     faulted: bool = False
     """The chunk server drops this answer (a rule's fault): a connection error is its own."""
+
+
+def _exit_failing() -> None:
+    """mitmdump always exits 0 after a clean stop: `replay_strict` makes it 1, once every
+    other addon has finished and the output is flushed."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
 
 
 class ReplayAddon:
@@ -133,8 +145,16 @@ class ReplayAddon:
 
     def done(self) -> None:
         if self.engine is not None:
-            self.engine.close()
-            self.engine = None  # a later configure (the addon added again) builds anew
+            engine, self.engine = self.engine, None  # a later configure builds anew
+            engine.close()
+            notable = engine.tally.notable_count()
+            if engine.settings.strict and notable:
+                logger.error(
+                    "replay: strict: %d request(s) were not answered from the cassettes "
+                    "(listed above); exiting 1",
+                    notable,
+                )
+                atexit.register(_exit_failing)
         if self.pacer is not None:
             self.pacer.close()
             self.pacer = None

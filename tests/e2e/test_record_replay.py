@@ -619,3 +619,24 @@ def test_a_websocket_upgrade_in_replay_mode_never_reaches_the_provider(
                 timeout=3,
             )
         assert counter.count() >= 1  # forwarded untouched
+
+
+def test_replay_strict_exits_1_when_anything_was_not_a_hit(
+    fake_upstream: FakeUpstream, proxy_factory: ProxyFactory, bundle: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "cassettes"
+    rec = replay_proxy(proxy_factory, "record", store, fake_upstream.port)
+    post(rec, bundle, chat_body("strict"))
+    assert rec.stop() == 0
+    fake_upstream.stop()
+    strict = ("--set", "replay_strict=true", "--set", "replay_speed=0")
+    clean = replay_proxy(proxy_factory, "replay", store, None, *strict)
+    assert post(clean, bundle, chat_body("strict")).header("x-replay") == "hit"
+    assert clean.stop() == 0  # every answer from the cassettes
+    missed = replay_proxy(proxy_factory, "replay", store, None, *strict)
+    assert post(missed, bundle, chat_body("strict")).header("x-replay") == "hit"
+    assert post(missed, bundle, chat_body("edited")).header("x-replay") == "synthetic"
+    assert missed.stop() == 1
+    output = missed.output()
+    assert "strict: 1 request(s) were not answered" in output
+    assert "first difference: body.json.messages.0.content" in output  # in the summary
