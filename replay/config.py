@@ -163,11 +163,11 @@ def check_namespace(name: str) -> str:
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
-    """(bucket, prefix) of `s3://bucket/prefix` (prefix without slashes at either end, may
-    be empty), or ConfigError."""
+    """(bucket, prefix) of `s3://bucket/prefix` (prefix without a trailing slash, may be
+    empty), or ConfigError."""
     rest = url.removeprefix("s3://")
     bucket, _, prefix = rest.partition("/")
-    prefix = prefix.strip("/")
+    prefix = prefix.rstrip("/")
     bad_prefix = any(
         not part or part.startswith(".") or any(ord(c) < 32 for c in part)
         for part in (prefix.split("/") if prefix else ())

@@ -740,9 +740,8 @@ class Store:
         outcome = WriteOutcome.FAILED
         try:
             known = (key.namespace, key.fingerprint)
-            if known not in self._before:  # first write of this fingerprint in this run
-                shard = name.rsplit("/", 1)[0]
-                self._before[known] = self._backend.occurrences(shard, key.fingerprint)
+            if known not in self._before and not job.exclusive:  # a first replacing write
+                self._before[known] = self._listed_before(name, key)
             data = encode(job.ri)
             if job.exclusive:
                 signature = self._backend.create(name, data)
@@ -771,6 +770,15 @@ class Store:
                     del self._pending[job.key]
                 self._forget(name)
             job.result._finish(outcome)
+
+    def _listed_before(self, name: str, key: Key) -> dict[int, Signature]:
+        """The files of `key`'s fingerprint before this run wrote it; none if they cannot be
+        listed (then `remove_above` deletes only what this run wrote)."""
+        try:
+            return self._backend.occurrences(name.rsplit("/", 1)[0], key.fingerprint)
+        except StoreError as exc:
+            logger.warning("replay: cannot list %s: %s", self._backend.describe(name), exc)
+            return {}
 
     def _remove_above(self, job: _RemoveAbove) -> None:
         shard = f"{job.namespace}/{job.fingerprint[:2]}"
