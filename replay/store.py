@@ -47,6 +47,7 @@ written by anyone else since is never deleted.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -323,7 +324,7 @@ class Store:
         A namespace is a relative path (`a/b/c`): files are found at any depth as
         `<namespace>/<fp[:2]>/<fp>.<n>.zst`; with `namespace`, only that namespace's own
         (not those nested below it). The path is the file's for a local store; read an
-        entry of any store with `read_bytes`. Only files: call `flush()` first to include
+        entry of any store with `read_file`. Only files: call `flush()` first to include
         pending writes. Dot-named and other foreign names are skipped at every level.
         """
         prefix = _plain_namespace(namespace) if namespace is not None else ""
@@ -335,12 +336,22 @@ class Store:
         for (ns, fp, occurrence), name in sorted(found):
             yield self.root / name, Key(ns, fp, occurrence)
 
-    def read_bytes(self, key: Key) -> bytes | None:
-        """The raw file of `key` (for `codec.decode`), read safely and capped at what
-        `max_body` allows, from any backend; None if absent. Raises CorruptEntry for a file
-        that is refused, OSError or StoreUnavailable when it cannot be read."""
-        got = self._backend.read(self._resolve(key)[1], self.max_body)
-        return None if got is None else got[1]
+    def read_file(self, path: str | Path, max_file_bytes: int | None = None) -> bytes | None:
+        """The raw bytes (for `codec.decode`) of a file that `entries()` yielded, from any
+        backend, read safely and capped at what `max_body` allows; None if the file is larger
+        than `max_file_bytes` (not read, for a local store). Raises FileNotFoundError if it
+        is gone, CorruptEntry for a file that is refused, OSError or StoreUnavailable when
+        it cannot be read."""
+        name = Path(path).relative_to(self.root).as_posix()
+        local = max_file_bytes is not None and self._backend.local
+        if local and os.lstat(path).st_size > (max_file_bytes or 0):
+            return None
+        got = self._backend.read(name, self.max_body)
+        if got is None:
+            raise FileNotFoundError(errno.ENOENT, "no such store entry", str(path))
+        data = got[1]
+        assert data is not None  # read without `unless` always returns the bytes
+        return None if max_file_bytes is not None and len(data) > max_file_bytes else data
 
     # --- lookups --------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import pytest
 from support.s3server import MotoServer, Relay, s3_env
 from test_store import FP, OTHER, make, redacted, text_of
 
+from replay import codec
 from replay.config import Settings
 from replay.errors import ConfigError, StoreError, StoreUnavailable
 from replay.models import Key
@@ -81,15 +82,16 @@ def test_a_miss_costs_a_get_and_a_listing_once(url: str, relay: Relay, tmp_path:
         assert relay.requests == seen
 
 
-def test_entries_list_the_bucket_and_read_bytes_reads_any_entry(
+def test_entries_list_the_bucket_and_read_file_reads_any_entry(
     url: str, relay: Relay, tmp_path: Path
 ) -> None:
     record(url, tmp_path / "writer", 3)
     with open_store(url, tmp_path / "reader") as reader:
-        keys = [k for _, k in reader.entries()]
-        assert keys == [Key("default", FP, n) for n in range(3)]
-        data = reader.read_bytes(keys[0])
-        assert data is not None and data.startswith(b"\x28\xb5\x2f\xfd")  # a zstd frame
+        listed = list(reader.entries())
+        assert [k for _, k in listed] == [Key("default", FP, n) for n in range(3)]
+        data = reader.read_file(listed[0][0])
+        assert data is not None and text_of(codec.decode(data)) == "hello"
+        assert reader.read_file(listed[0][0], max_file_bytes=10) is None
 
 
 def test_a_claim_never_overwrites_and_record_mode_does(
