@@ -555,6 +555,12 @@ class Store:
         return True
 
     @property
+    def remote(self) -> bool:
+        """True if a lookup of a file not yet cached waits on the network (an object
+        store): make such lookups off the event loop."""
+        return not self._backend.local
+
+    @property
     def read_only(self) -> bool:
         """True once a write was refused for want of write access: nothing is written."""
         return self._read_only is not None

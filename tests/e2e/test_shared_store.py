@@ -4,6 +4,7 @@ once its cache is warm, replays with the server stopped."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 from pathlib import Path
@@ -13,7 +14,7 @@ from support.fake_upstream import FakeUpstream
 from support.proxy import Proxy, ProxyFactory
 from support.rawclient import ConnectionCounter, RawResponse
 from support.s3server import MotoServer, s3_env
-from test_record_replay import chat_body, post
+from test_record_replay import chat_body, post, replay_proxy
 
 pytestmark = pytest.mark.e2e
 
@@ -24,21 +25,11 @@ EACH = 4
 def s3_proxy(
     factory: ProxyFactory, mode: str, url: str, endpoint: str, cache: Path, upstream: int
 ) -> Proxy:
-    env = {**s3_env(endpoint), "XDG_CACHE_HOME": str(cache)}
-    return factory(
-        "-s",
-        "addons/replay.py",
-        "--set",
-        f"replay_mode={mode}",
-        "--set",
-        f"replay_dir={url}",
-        "--set",
-        "replay_speed=0",
-        "--set",
-        "replay_miss=error",
-        upstream_port=upstream,
-        env=env,
-    )
+    """A proxy on the store `url` at `endpoint`, its read-through cache under `cache` (the
+    proxy inherits the environment as it is when it starts)."""
+    os.environ.update({**s3_env(endpoint), "XDG_CACHE_HOME": str(cache)})
+    extra = ("--set", "replay_speed=0", "--set", "replay_miss=error")
+    return replay_proxy(factory, mode, url, upstream, *extra)  # type: ignore[arg-type]
 
 
 def test_proxies_record_into_one_bucket_and_others_replay_it_even_offline(

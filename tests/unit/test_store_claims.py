@@ -232,6 +232,7 @@ def test_a_claiming_store_does_not_replace_a_file() -> None:
 
 def test_a_refused_put_is_falsy_and_done(tmp_path: Path) -> None:
     with Store(tmp_path) as holder, Store(tmp_path) as other:
+        assert not holder.remote
         assert holder.put(redacted(make())).wait(30) is WriteOutcome.WRITTEN
         refused = other.put(redacted(make(occurrence=1)))
         assert not refused and refused.wait(0) is WriteOutcome.REFUSED

@@ -57,6 +57,7 @@ def test_a_fresh_cache_costs_one_request_a_file_and_a_repeat_none(
     record(url, tmp_path / "writer", 5)
     relay.requests.clear()
     with open_store(url, tmp_path / "reader") as reader:
+        assert reader.remote
         assert relay.requests == {}  # nothing listed or fetched at startup
         for n in range(5):
             assert text_of(reader.get(Key("default", FP, n))) == "hello"
