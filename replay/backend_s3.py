@@ -11,7 +11,9 @@ S3-compatible vendor documents.
 
 Reads go through the local read-through cache (readcache.py): a cached file costs one stat
 and no request, a file not cached one GET (then cached). Lookups use a client that retries
-once with a short timeout, so a dead store fails fast; writes (on the store's writer thread,
+once with a short timeout, and after a failed one the store counts as down for a few seconds
+(lookups fail at once, the cache answers what it can), so a dead store costs one timeout,
+not one a request; writes (on the store's writer thread,
 never in a client's way) use one that retries with exponential backoff. A put is atomic on
 S3: no one ever sees half an object.
 """
@@ -21,6 +23,8 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,6 +46,8 @@ _TAKEN = frozenset({"PreconditionFailed", "412"})
 _RACING = frozenset({"ConditionalRequestConflict", "409"})
 PROBE_DIR = ".replay-probe"
 """Dot-named: never read as an interaction."""
+DOWN_SECONDS = 5.0
+"""After a lookup fails, lookups fail at once (the cache answers what it can) this long."""
 
 
 class S3Backend:
@@ -76,6 +82,9 @@ class S3Backend:
         self.cache = ReadCache(
             cache_dir or default_cache_dir(), f"{endpoint}|{self.bucket}|{prefix}", cache_bytes
         )
+        self._down_lock = threading.Lock()
+        self._down_until = 0.0
+        self._down: StoreUnavailable | None = None
 
     def describe(self, name: str) -> str:
         return f"s3://{self.bucket}/{self._prefix}{name}"
@@ -83,12 +92,33 @@ class S3Backend:
     def _unavailable(self, doing: str, exc: Exception) -> StoreUnavailable:
         return StoreUnavailable(f"the store {self.location} cannot be used ({doing}): {exc}")
 
+    def _lookup_failed(self, doing: str, exc: Exception) -> StoreUnavailable:
+        """The error of a failed lookup; lookups fail at once for DOWN_SECONDS after it, so
+        that a dead store costs one timeout, not one a request (logged once an outage)."""
+        error = self._unavailable(doing, exc)
+        with self._down_lock:
+            first = self._down is None
+            self._down, self._down_until = error, time.monotonic() + DOWN_SECONDS
+        if first:
+            logger.warning("replay: %s; lookups answer from the local cache", error)
+        return error
+
+    def _fail_fast(self) -> None:
+        """Raise the last lookup error while the store counts as down."""
+        with self._down_lock:
+            if self._down is None:
+                return
+            if time.monotonic() < self._down_until:
+                raise StoreUnavailable(str(self._down))
+            self._down = None  # time to try again
+
     def read(
         self, name: str, max_body: int, unless: Signature | None = None
     ) -> tuple[Signature, bytes | None] | None:
         cached = self.cache.read(name, max_body, unless)
         if cached is not None:
             return cached
+        self._fail_fast()
         limit = max_file_bytes(max_body)
         try:
             answer = self._reader.get_object(Bucket=self.bucket, Key=self._prefix + name)
@@ -101,9 +131,9 @@ class S3Backend:
         except ClientError as exc:
             if _code(exc) in _ABSENT:
                 return None
-            raise self._unavailable(f"reading {name}", exc) from None
+            raise self._lookup_failed(f"reading {name}", exc) from None
         except BotoCoreError as exc:
-            raise self._unavailable(f"reading {name}", exc) from None
+            raise self._lookup_failed(f"reading {name}", exc) from None
         if len(data) > limit:
             raise Refused(self.describe(name), "larger than its announced length", ("", size))
         signature = self.cache.put(name, data) or ("uncached", str(answer.get("ETag")))
@@ -114,17 +144,17 @@ class S3Backend:
     ) -> dict[int, Signature]:
         found: dict[int, Signature] = {}
         try:
+            self._fail_fast()
             for item in self._list(f"{self._prefix}{shard}/{fingerprint}.", self._reader):
                 parsed = parse_entry_name(item["Key"].rsplit("/", 1)[-1])
                 if parsed is not None and parsed[0] == fingerprint:
                     found[parsed[1]] = (str(item.get("ETag")), int(item.get("Size", 0)))
-        except (ClientError, BotoCoreError) as exc:
+        except (ClientError, BotoCoreError, StoreUnavailable) as exc:
+            error = exc if isinstance(exc, StoreUnavailable) else None
+            error = error or self._lookup_failed(f"listing {shard}", exc)
             if stale_ok:
-                logger.warning(
-                    "replay: cannot list %s (%s): using the local cache's copies", shard, exc
-                )
                 return self.cache.occurrences(shard, fingerprint)
-            raise self._unavailable(f"listing {shard}", exc) from None
+            raise error from None
         return found
 
     def create(self, name: str, data: bytes) -> Signature | None:
@@ -187,13 +217,14 @@ class S3Backend:
 
     def names(self, prefix: str = "") -> Iterator[str]:
         start = self._prefix + (prefix.rstrip("/") + "/" if prefix else "")
+        self._fail_fast()
         try:
             for item in self._list(start, self._reader):
                 name = item["Key"][len(self._prefix) :]
                 if not any(part.startswith(".") for part in name.split("/")):
                     yield name
         except (ClientError, BotoCoreError) as exc:
-            raise self._unavailable("listing", exc) from None
+            raise self._lookup_failed("listing", exc) from None
 
     def _list(self, prefix: str, client: Any) -> Iterator[dict[str, Any]]:
         pages = client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)

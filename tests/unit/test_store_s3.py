@@ -165,8 +165,10 @@ def test_lookups_answer_from_the_cache_when_the_store_fails(
         assert text_of(reader.get_latest(Key("default", FP, 9))) == "hello"
         with pytest.raises(StoreUnavailable, match=url):
             reader.get(Key("default", FP, 1))
+        asked = dict(relay.requests)
         with pytest.raises(StoreUnavailable, match=url):
             reader.get_latest(Key("default", OTHER, 0))
+        assert relay.requests == asked  # the store counts as down: no request, at once
 
 
 def test_a_store_that_ignores_if_none_match_is_refused(
