@@ -103,7 +103,6 @@ __all__ = [
 ]
 
 _FINGERPRINT = re.compile(r"[0-9a-f]{2,128}")
-_Refused = Refused
 
 
 def _plain_namespace(name: str) -> str:
