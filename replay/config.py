@@ -9,6 +9,7 @@ Imports nothing of replay but errors; knows nothing of mitmproxy.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import re
 from collections.abc import Mapping
@@ -79,7 +80,20 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         "nearest recording; use it in CI), forward (send upstream, do not record).",
         tuple(p.value for p in MissPolicy),
     ),
-    OptionSpec("replay_dir", str, "cassettes", "The store root directory."),
+    OptionSpec(
+        "replay_dir",
+        str,
+        "cassettes",
+        "The store root: a directory, or s3://bucket/prefix for a shared store on "
+        "S3-compatible object storage (needs pip install 'llm-replay[s3]').",
+    ),
+    OptionSpec(
+        "replay_cache",
+        str | None,
+        None,
+        "Local read-through cache of a shared store (replay_dir=s3://...); by default "
+        "llm-replay in the user's cache directory.",
+    ),
     OptionSpec(
         "replay_cassette",
         str | None,
@@ -159,6 +173,7 @@ MIN_MAX_BODY = 1024
 MAX_MAX_BODY = 2**40
 """The bounds of `replay_max_body` (1 KiB .. 1 TiB)."""
 
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 _NAMESPACE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 _IGNORE_SEGMENT = re.compile(r"^(\*|[^.*\s]+)$")
 
@@ -171,6 +186,38 @@ def check_namespace(name: str) -> str:
             "(no '/', '\\' or '..')"
         )
     return name
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """(bucket, prefix) of `s3://bucket/prefix` (prefix without a trailing slash, may be
+    empty), or ConfigError."""
+    rest = url.removeprefix("s3://")
+    bucket, _, prefix = rest.partition("/")
+    prefix = prefix.rstrip("/")
+    bad_prefix = any(
+        not part or part.startswith(".") or any(ord(c) < 32 for c in part)
+        for part in (prefix.split("/") if prefix else ())
+    )
+    if not url.startswith("s3://") or not _BUCKET.fullmatch(bucket) or bad_prefix:
+        raise ConfigError(
+            f"replay_dir: {url!r} is not s3://bucket/prefix (a bucket name of 3-63 "
+            "lower-case letters, digits, '.' and '-'; prefix segments not empty nor dot-named)"
+        )
+    return bucket, prefix
+
+
+def check_dir(value: str) -> str:
+    """`replay_dir` if usable: a path, or an s3:// URL whose client is installed."""
+    if not value:
+        raise ConfigError("replay_dir: must not be empty")
+    if value.startswith("s3://"):
+        parse_s3_url(value)
+        if importlib.util.find_spec("boto3") is None:
+            raise ConfigError(
+                f"replay_dir: {value} is an s3:// store, which needs the S3 client: "
+                "pip install 'llm-replay[s3]'"
+            )
+    return value
 
 
 def _comma_list(value: str | None) -> tuple[str, ...]:
@@ -209,6 +256,8 @@ class Settings:
     mode: Mode = Mode.REPLAY
     miss: MissPolicy = MissPolicy.SYNTHETIC
     dir: str = "cassettes"
+    cache: str | None = None
+    """`replay_cache`: the read-through cache of an s3:// store (None: the default)."""
     cassette: str | None = None
     speed: float = 1.0
     rules: str | None = None
@@ -237,8 +286,7 @@ class Settings:
             raise ConfigError(
                 f"replay_miss: {miss!r} is not one of {', '.join(p.value for p in MissPolicy)}"
             )
-        if not values["replay_dir"]:
-            raise ConfigError("replay_dir: must not be empty")
+        check_dir(values["replay_dir"])
         cassette = values["replay_cassette"] or None
         if cassette is not None:
             try:
@@ -270,6 +318,7 @@ class Settings:
             mode=Mode(mode),
             miss=MissPolicy(miss),
             dir=values["replay_dir"],
+            cache=values["replay_cache"] or None,
             cassette=cassette,
             speed=parse_speed(str(values["replay_speed"])),
             rules=values["replay_rules"] or None,

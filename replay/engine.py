@@ -15,10 +15,12 @@ from __future__ import annotations
 import heapq
 import logging
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 
 from replay import __version__
 from replay.answers import Maker, interruption, log_miss, with_rules
@@ -43,7 +45,7 @@ from replay.recorder import Recording
 from replay.redact import redact, redacted_url
 from replay.report import NOTABLE, ReportLine, ReportWriter, Tally
 from replay.rules import RuleSet, RulesFile, SyntheticPacing, Verdict
-from replay.store import Store
+from replay.store import Put, Store, WriteOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +74,9 @@ class Engine:
         self, settings: Settings, store: Store | None = None, rules: RulesFile | None = None
     ) -> None:
         self.settings = settings
-        self.store = store if store is not None else Store(settings.dir, max_body=settings.max_body)
+        self.store = store if store is not None else _store(settings)
+        self._lock = threading.Lock()  # the counters, when plans are made off the loop
+        self.settings = settings = self._checked(settings)
         if rules is None and settings.rules:
             rules = RulesFile(settings.rules)
         self.rules = rules
@@ -90,6 +94,9 @@ class Engine:
         # last chunk reaches the client only once the response hook returns: one worker
         # thread does it, in order, then hands the result to the store's writer.
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-commit")
+        self.lookups = ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-lookup")
+        """Plans whose lookups wait on a remote store (`Store.remote`), one at a time, in
+        the order the requests came."""
         self.workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="replay-make")
         """Slow work (misses, long embedding batches, huge requests) is done here, off the
         event loop, and not in the loop's default executor (DNS lookups use it)."""
@@ -100,15 +107,20 @@ class Engine:
         """Take new options, rebuilding only what they affect: the occurrence counters,
         the stored Responses state and the tally stay (a run goes on), unless the store
         itself changes (its run ends: drained and cleaned up as at a stop)."""
-        old, self.settings = self.settings, settings
-        if settings.dir != old.dir:
+        old = self.settings
+        store = self.store
+        if settings.dir != old.dir or settings.cache != old.cache:
             self._committer.submit(lambda: None).result()
             self._finish_store()
-            self.store = Store(settings.dir, max_body=settings.max_body)
+            self.store = _store(settings)
             self._next.clear()
             self._given_back.clear()
             self._recorded.clear()
+        if settings.mode is Mode.AUTO and (old.mode is not Mode.AUTO or self.store is not store):
+            settings = self._checked(settings)
+        self.settings = settings
         self.store.max_body = settings.max_body
+        self.store.claim_names = settings.mode is Mode.AUTO
         if settings.rules != old.rules:
             self.rules = rules
             self._ruleset = rules.current() if rules is not None else None
@@ -119,6 +131,14 @@ class Engine:
             if self.report is not None:
                 self.report.close()
             self.report = ReportWriter(settings.report) if settings.report else None
+
+    def _checked(self, settings: Settings) -> Settings:
+        """`settings`, with `auto` made `replay` if the store is read-only. Raises StoreError
+        (one line naming the store) if it cannot enforce a claim (auto would overwrite)."""
+        if settings.mode is Mode.AUTO and not self.store.check_claims():
+            logger.warning("replay: the store is read-only: auto mode replays, records nothing")
+            return replace(settings, mode=Mode.REPLAY)
+        return settings
 
     def _policy_for(self, settings: Settings, ruleset: RuleSet | None) -> FingerprintPolicy:
         if ruleset is None:
@@ -214,12 +234,13 @@ class Engine:
 
     def _allocate(self, counter: tuple[str, str]) -> int:
         """The next occurrence number: the lowest given back, else a new one."""
-        free = self._given_back.get(counter)
-        if free:
-            return heapq.heappop(free)
-        occurrence = self._next.get(counter, 0)
-        self._next[counter] = occurrence + 1
-        return occurrence
+        with self._lock:
+            free = self._given_back.get(counter)
+            if free:
+                return heapq.heappop(free)
+            occurrence = self._next.get(counter, 0)
+            self._next[counter] = occurrence + 1
+            return occurrence
 
     def _lookup(self, key: Key) -> Interaction | None:
         mode = self.settings.mode
@@ -284,7 +305,8 @@ class Engine:
     def give_back(self, plan: Plan) -> None:
         """The answer to `plan` will not be stored: its occurrence number is free again."""
         counter = (plan.key.namespace, plan.key.fingerprint)
-        heapq.heappush(self._given_back.setdefault(counter, []), plan.key.occurrence)
+        with self._lock:
+            heapq.heappush(self._given_back.setdefault(counter, []), plan.key.occurrence)
 
     def commit(self, plan: Forward, recording: Recording, ttfb: float) -> str | None:
         """Store a recording, redacted (marked incomplete when its answer did not end);
@@ -338,9 +360,31 @@ class Engine:
                 complete=recording.complete,
                 provenance=provenance,
             )
-            self.store.put(redact(interaction, patterns))
+            put = self.store.put(redact(interaction, patterns))
+            put.add_done_callback(partial(self._claim_lost, plan))
         except Exception:
             logger.exception("replay: could not store %s", self._url(plan))
+
+    def _claim_lost(self, plan: Forward, put: Put) -> None:
+        """On the writer thread: another proxy recorded this name first (`auto` on a shared
+        store). Its answer is kept; the report says so in a line of its own (not counted)."""
+        if put.outcome is not WriteOutcome.LOST or self.report is None:
+            return
+        key, request = plan.key, plan.prepared.request
+        detail = "claim lost: another proxy recorded it first; its answer is kept"
+        self.report.write(
+            ReportLine(
+                request.method,
+                redacted_url(request),
+                key.namespace,
+                key.fingerprint,
+                key.occurrence,
+                Outcome.RECORDED.value,
+                None,
+                0.0,
+                detail,
+            )
+        )
 
     # --- the run ------------------------------------------------------------------------
 
@@ -388,6 +432,7 @@ class Engine:
     def close(self) -> None:
         """A clean stop: drain the writer, clean up (record mode), log the run's summary."""
         self.workers.shutdown(wait=False, cancel_futures=True)
+        self.lookups.shutdown(wait=False, cancel_futures=True)
         self._committer.shutdown(wait=True)
         self._finish_store()
         if self.report is not None:
@@ -403,6 +448,15 @@ class Engine:
                 if removed:
                     logger.info("removed %d stale occurrence(s) of %s", removed, fp[:12])
         self.store.close()
+
+
+def _store(settings: Settings) -> Store:
+    return Store(
+        settings.dir,
+        max_body=settings.max_body,
+        cache_dir=settings.cache,
+        claim_names=settings.mode is Mode.AUTO,
+    )
 
 
 def _near(nearest: NearMiss | None) -> dict[str, object] | None:

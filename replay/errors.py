@@ -5,7 +5,9 @@
     ├── StoreError           the store cannot be used (root not a directory, bad namespace)
     │   ├── CorruptEntry     one interaction file cannot be decoded (treated as a miss)
     │   │   └── FormatVersionError   a file written by a format version we do not know
-    │   └── StoreLocked      another live process writes the namespace (writes refused)
+    │   ├── StoreLocked      another live process writes the namespace (writes refused)
+    │   ├── StoreUnavailable the store (an object store) cannot be reached or answers errors
+    │   └── StoreReadOnly    the credentials may read the store but not write it
     ├── BadNamespace         a namespace that is not a plain relative name (answered with 400)
     └── RequestRefused       a request body the proxy will not process as sent
         ├── BodyTooLarge     its decoded size passes `replay_max_body` (answered with 413)
@@ -60,6 +62,14 @@ class StoreLocked(StoreError):
         self.pid = pid
         self.host = host
         self.lock_path = lock_path
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached, times out or answers a server error; names the store."""
+
+
+class StoreReadOnly(StoreError):
+    """The store refuses writes (read-only credentials): replay works, recording does not."""
 
 
 class RequestRefused(ReplayError):

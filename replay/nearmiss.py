@@ -20,7 +20,7 @@ corrupt one is retried when it changes on disk). Pending writes are not seen unt
 Nothing is read until a request of a namespace misses: the index of a namespace is built on
 its first miss, never at startup (`warm` does nothing; the store's rule is that nothing is
 read until needed). Files are read one at a time through the store's own safe reader
-(`store.read_entry`: no symlinks, only regular files, at most MAX_FILE_BYTES) and decoded
+(`Store.read_file`: no symlinks, only regular files, at most MAX_FILE_BYTES) and decoded
 with the store's cap (`replay_max_body`), so a "bomb" costs at most about twice that cap
 while it is read and is then skipped like any corrupt file.
 
@@ -44,12 +44,12 @@ from pathlib import Path
 
 from replay.canonical import canonical_json
 from replay.codec import decode
-from replay.errors import BadNamespace, CorruptEntry, StoreError
+from replay.errors import BadNamespace, CorruptEntry, StoreError, StoreUnavailable
 from replay.fingerprint import FingerprintPolicy, first_difference, material
 from replay.models import DEFAULT_NAMESPACE, Request
 from replay.providers.errors import NearMiss
 from replay.redact import redacted_url
-from replay.store import Store, read_entry
+from replay.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -245,17 +245,18 @@ class NearMissIndex:
     def _read(self, fp: str, path: Path) -> tuple[Request | None, bool]:
         """The stored request in `path`, or (None, whether a change of the file may cure it)."""
         try:
-            if os.lstat(path).st_size > MAX_FILE_BYTES:
+            data = self.store.read_file(path, MAX_FILE_BYTES)
+            if data is None:
                 return None, False
-            _, data = read_entry(path, self.store.max_body)
             interaction = decode(data, str(path), self.store.max_body)
         except CorruptEntry as exc:
             logger.warning("near-miss: corrupt cassette %s: %s (skipped)", path, exc.reason)
             return None, True
         except FileNotFoundError:
             return None, False
-        except OSError as exc:
-            logger.warning("near-miss: cannot read %s: %s (skipped)", path, exc.strerror)
+        except (OSError, StoreUnavailable) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            logger.warning("near-miss: cannot read %s: %s (skipped)", path, reason)
             return None, True
         if interaction.key.fingerprint != fp:
             logger.warning("near-miss: %s holds another fingerprint (skipped)", path)

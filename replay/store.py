@@ -1,28 +1,42 @@
-"""The cassette store: one file per interaction under `<root>/<namespace>/<fp[:2]>/`.
+"""The cassette store: one file per interaction, named `<namespace>/<fp[:2]>/<fp>.<n>.zst`.
 
-Owns the layout (`entry_name`, `entries`), lookups (`get`, `get_latest`) with a small LRU of
-decoded files, and writing: `put` hands a `RedactedInteraction` to one background writer
-thread that writes atomically (dot-named temp file, fsync, `os.replace`, directory fsync).
+Owns the layout (`entry_name`, `entries`; a namespace is a relative path of one or more
+segments), lookups (`get`, `get_latest`) with a small LRU of decoded files, and writing:
+`put` hands a `RedactedInteraction` to one background writer thread. Where the files live is
+the backend's (backend.py: a local directory, written atomically, or an S3-compatible object
+store read through a local cache, `s3://bucket/prefix`); nothing above the store knows which.
 Does not know the file format (that is `codec.py`), how fingerprints are computed, or which
 occurrence a request is (the engine counts those). Nothing here raises into a request on a
-bad file or a failed write: both are logged and count as a miss / a dropped write.
+bad file or a failed write: both are logged and count as a miss / a dropped write. The one
+error a lookup raises is StoreUnavailable: an object store that cannot be reached for a file
+the local cache does not hold (its message names the store).
+
+Writes replace (record mode), or with `claim_names` (auto mode) claim their name: exclusive
+creation on a directory, a conditional put (`If-None-Match: *`) on an object store. A claim
+that loses keeps the winner's file; `put`'s result (`Put`) tells it (`WriteOutcome.LOST`).
+`check_claims` probes at startup that an object store enforces claims and whether the
+credentials may write; a store that refuses a write for want of access turns read-only
+(nothing more is written, lookups go on).
 
 Names that are not `<fp>.<occurrence>.zst` (dotfiles, temp files, `*.dict`) are never read
 as interactions. An entry is read only if it is a regular file: a symlink (never followed,
 `O_NOFOLLOW`), a FIFO or a device is reported like a corrupt file, and so is a file that
 decompresses to more than `max_body` bytes (decompression stops there).
 
-One process writes a namespace at a time: occurrences are allocated by the engine of that
-process, so a later write of the same key replaces the file (record mode). This is enforced
+In a local directory, one process writes a namespace at a time: occurrences are allocated by
+the engine of that process, so a later write of the same key replaces the file. This is enforced
 by a lock beside the namespace, `<root>/.<namespace>.lock` (dot-named: never read as an
 interaction), holding the writer's pid and host as JSON. A store takes it on its first write
 into the namespace (an exclusive `flock`, which the kernel drops when the process dies, so
 the lock file of a dead process, even one killed with `kill -9`, is simply taken over) and
 releases it on `close()`. While another live process (or another Store object) holds it,
 this store refuses: one error line names the holder's pid and host, and every write of this
-run into that namespace is dropped (`put` returns False) -- it does not wait, since a
+run into that namespace is dropped (`put`'s result is falsy) -- it does not wait, since a
 recording split between two processes would interleave occurrences. Where `fcntl` does not
-exist (Windows) there is no lock.
+exist (Windows) there is no lock. Stores that claim names (auto mode) take the lock shared:
+they may write the same namespace at once (their claims keep them from overwriting each
+other), while a writer that replaces (record mode) still excludes every other. An object
+store has no namespace lock.
 
 `remove_above` (record mode's clean-stop clean-up) deletes a file above the given occurrence
 only if this run knows its content: it wrote that file itself, or the file was already there,
@@ -33,25 +47,42 @@ written by anyone else since is never deleted.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
 import queue
 import re
-import secrets
 import socket
-import stat
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 
 import zstandard
 
+from replay.backend import (
+    SUFFIX,
+    Refused,
+    Signature,
+    entry_name,
+    max_file_bytes,
+    open_backend,
+    parse_entry_name,
+)
+from replay.backend_local import make_dirs, read_entry, write_atomically
 from replay.canonical import DEFAULT_MAX_BODY
 from replay.codec import decode, encode, newest_dictionary, normalize
-from replay.errors import BadNamespace, CorruptEntry, StoreError, StoreLocked
+from replay.errors import (
+    BadNamespace,
+    CorruptEntry,
+    StoreError,
+    StoreLocked,
+    StoreReadOnly,
+    StoreUnavailable,
+)
 from replay.models import DEFAULT_NAMESPACE, Interaction, Key, RedactedInteraction
 
 try:
@@ -61,11 +92,19 @@ except ImportError:  # pragma: no cover - Windows: no namespace lock
 
 logger = logging.getLogger(__name__)
 
-SUFFIX = ".zst"
+__all__ = [
+    "SUFFIX",
+    "Put",
+    "Store",
+    "WriteOutcome",
+    "entry_name",
+    "max_file_bytes",
+    "parse_entry_name",
+    "read_entry",
+    "write_atomically",
+]
+
 _FINGERPRINT = re.compile(r"[0-9a-f]{2,128}")
-_ENTRY = re.compile(r"([0-9a-f]{2,128})\.(0|[1-9][0-9]{0,17})\.zst")
-_Signature = tuple[int, int, int]
-"""(st_ino, st_mtime_ns, st_size) of a file: a changed file has a changed signature."""
 
 
 def _plain_namespace(name: str) -> str:
@@ -86,20 +125,75 @@ def _plain_namespace(name: str) -> str:
     return name
 
 
-def entry_name(fingerprint: str, occurrence: int) -> str:
-    """The file name of an occurrence: `<fingerprint>.<occurrence>.zst`."""
-    return f"{fingerprint}.{occurrence}{SUFFIX}"
+class WriteOutcome(StrEnum):
+    """What became of one `put`."""
+
+    PENDING = "pending"
+    """Queued for the writer thread."""
+    WRITTEN = "written"
+    """Stored (for a claim: this run's answer won the name)."""
+    LOST = "lost"
+    """A claim (`claim_names`) found the name taken by another writer: its file is kept,
+    this answer is dropped, and lookups see the winner's answer from now on."""
+    FAILED = "failed"
+    """The write failed (logged as an error); the interaction is dropped."""
+    REFUSED = "refused"
+    """Not queued: another process writes the namespace, or the store is read-only."""
 
 
-def parse_entry_name(name: str) -> tuple[str, int] | None:
-    """(fingerprint, occurrence) of an interaction file's name, None for any other name."""
-    m = _ENTRY.fullmatch(name)
-    return (m[1], int(m[2])) if m else None
+class Put:
+    """The result of `Store.put`: truthy if the write was queued. `outcome` is PENDING until
+    the writer thread has tried it; `wait` and `add_done_callback` learn the end."""
+
+    __slots__ = ("_callbacks", "_done", "_lock", "outcome")
+
+    def __init__(self, outcome: WriteOutcome = WriteOutcome.PENDING) -> None:
+        self.outcome = outcome
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[WriteOutcome], None]] = []
+        if outcome is not WriteOutcome.PENDING:
+            self._done.set()
+
+    def __bool__(self) -> bool:
+        return self.outcome is not WriteOutcome.REFUSED
+
+    def __repr__(self) -> str:
+        return f"Put({self.outcome.value})"
+
+    def wait(self, timeout: float | None = None) -> WriteOutcome:
+        """The outcome once the writer has tried (PENDING if `timeout` ran out first)."""
+        self._done.wait(timeout)
+        return self.outcome
+
+    def add_done_callback(self, callback: Callable[[WriteOutcome], None]) -> None:
+        """Call `callback(outcome)` once the write is done: at once if it is, else on the
+        store's writer thread (keep it short; exceptions are logged)."""
+        with self._lock:
+            if not self._done.is_set():
+                self._callbacks.append(callback)
+                return
+        _call(callback, self.outcome)
+
+    def _finish(self, outcome: WriteOutcome) -> None:
+        with self._lock:
+            self.outcome = outcome
+            self._done.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            _call(callback, outcome)
+
+
+def _call(callback: Callable[[WriteOutcome], None], outcome: WriteOutcome) -> None:
+    try:
+        callback(outcome)
+    except Exception:
+        logger.exception("a put's done callback failed")
 
 
 @dataclass(slots=True)
 class _Cached:
-    signature: _Signature
+    signature: Signature
     interaction: Interaction | None
     """None: the file at this signature is corrupt (already logged)."""
     weight: int
@@ -108,9 +202,11 @@ class _Cached:
 @dataclass(slots=True)
 class _Write:
     key: Key
-    path: str
+    name: str
     ri: RedactedInteraction
     pending: Interaction
+    exclusive: bool
+    result: Put
 
 
 @dataclass(slots=True)
@@ -125,59 +221,6 @@ class _RemoveAbove:
 _Job = _Write | _RemoveAbove | None
 
 
-class _Refused(CorruptEntry):
-    """An entry not read at all (not a regular file, or too large); its signature is cached
-    with the verdict so that it is logged once per version."""
-
-    def __init__(self, path: str, reason: str, signature: _Signature) -> None:
-        super().__init__(path, reason)
-        self.signature = signature
-
-
-def max_file_bytes(max_body: int) -> int:
-    """The largest file that can hold a document of at most `max_body` bytes: zstd adds at
-    most 3 bytes a 128 KiB block, plus a frame header and checksum."""
-    return max_body + max_body // 1024 + 4096
-
-
-def read_entry(path: str | Path, max_body: int = DEFAULT_MAX_BODY) -> tuple[_Signature, bytes]:
-    """The signature and bytes of the store file `path`, read safely.
-
-    Never follows a symlink (`O_NOFOLLOW`), never blocks on a FIFO (`O_NONBLOCK`), reads only
-    a regular file and only up to `max_file_bytes(max_body)`. Raises CorruptEntry for an
-    entry it refuses, OSError (FileNotFoundError...) when the file cannot be opened.
-    """
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    try:
-        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            st = os.lstat(path)
-            if not stat.S_ISREG(st.st_mode):  # ELOOP: a symlink, refused by O_NOFOLLOW
-                raise _Refused(str(path), _not_regular(st.st_mode), _signature(st)) from None
-        raise exc from None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise _Refused(str(path), _not_regular(st.st_mode), _signature(st))
-        limit = max_file_bytes(max_body)
-        if st.st_size > limit:
-            reason = f"{st.st_size} bytes, larger than any file of at most {max_body} decoded"
-            raise _Refused(str(path), reason + " bytes (replay_max_body)", _signature(st))
-        data = f.read(limit + 1)
-        if len(data) > limit:  # grew since the fstat
-            raise _Refused(str(path), "grew while it was read", _signature(st))
-        return _signature(st), data
-
-
-def _not_regular(mode: int) -> str:
-    if stat.S_ISLNK(mode):
-        return "a symbolic link (store entries are never followed)"
-    if stat.S_ISDIR(mode):
-        return "a directory, not a file"
-    return "not a regular file (a device, FIFO or socket is never read)"
-
-
 def _weight(interaction: Interaction | None) -> int:
     """Rough memory cost of a cached interaction: its body bytes plus a fixed overhead."""
     if interaction is None:
@@ -185,18 +228,46 @@ def _weight(interaction: Interaction | None) -> int:
     return 1024 + len(interaction.request.body) + sum(64 + len(c.data) for c in interaction.chunks)
 
 
+def _split_entry(name: str) -> tuple[str, str, int] | None:
+    """(namespace, fingerprint, occurrence) of a file name `<ns>/<fp[:2]>/<fp>.<n>.zst`
+    (the namespace any number of segments), None for any other name."""
+    parts = name.split("/")
+    if len(parts) < 3 or any(p.startswith(".") or not p for p in parts):
+        return None
+    parsed = parse_entry_name(parts[-1])
+    if parsed is None or parts[-2] != parsed[0][:2]:
+        return None
+    return "/".join(parts[:-2]), parsed[0], parsed[1]
+
+
 class Store:
-    """A directory of interaction files; safe to share between the loop and writer threads."""
+    """Interaction files in a backend (a directory or an object store, see backend.py);
+    safe to share between the loop and writer threads.
+
+    `claim_names` (`auto` mode): a write claims its name and never replaces another
+    writer's file (the loser keeps the winner's answer: `WriteOutcome.LOST`), and proxies
+    that claim share a namespace (its lock is taken shared; a non-claiming writer, record
+    mode, still excludes them). `cache_dir`: the read-through cache of an object store.
+    """
 
     def __init__(
-        self, root: str | Path, cache_bytes: int = 64 * 2**20, max_body: int = DEFAULT_MAX_BODY
+        self,
+        root: str | Path,
+        cache_bytes: int = 64 * 2**20,
+        max_body: int = DEFAULT_MAX_BODY,
+        *,
+        cache_dir: str | Path | None = None,
+        claim_names: bool = False,
     ) -> None:
-        # Nothing touches the disk here: startup cost must not grow with the store.
+        # Nothing touches the disk or the network here: startup cost must not grow with
+        # the store.
         self.root = Path(root)
-        self._root = str(self.root)  # string paths: pathlib costs more than a lookup
+        self.location = str(root)
+        self._backend = open_backend(root, cache_dir)
         self.cache_bytes = cache_bytes
         self.max_body = max_body
         """The largest decompressed file read (`replay_max_body`); larger ones are corrupt."""
+        self.claim_names = claim_names
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._pending: dict[Key, Interaction] = {}
@@ -211,15 +282,16 @@ class Store:
         self._locks: dict[str, int] = {}  # namespace -> fd of its held lock file
         self._refused: dict[str, StoreLocked] = {}  # namespaces another writer holds
         self._logged_refusals: set[str] = set()
-        self._before: dict[tuple[str, str], dict[int, _Signature]] = {}
+        self._read_only: StoreReadOnly | None = None
+        self._before: dict[tuple[str, str], dict[int, Signature]] = {}
         """(namespace, fp) -> its files when this run first wrote it (see remove_above)."""
-        self._wrote: dict[tuple[str, str], dict[int, _Signature]] = {}
+        self._wrote: dict[tuple[str, str], dict[int, Signature]] = {}
         """(namespace, fp) -> the files this run wrote, as written."""
         self._dict_stamp: int | None = None
         self._dict: zstandard.ZstdCompressionDict | None = None
 
     def __repr__(self) -> str:
-        return f"Store({str(self.root)!r})"
+        return f"Store({self.location!r})"
 
     def __enter__(self) -> Store:
         return self
@@ -230,42 +302,59 @@ class Store:
     # --- layout ---------------------------------------------------------------------------
 
     def path_for(self, key: Key) -> Path:
-        """Where `key` lives. Raises BadNamespace or StoreError for a key that cannot be a path."""
-        return Path(self._resolve(key)[1])
+        """Where `key` lives (a local store's file). Raises BadNamespace or StoreError for a
+        key that cannot be a path."""
+        return self.root / self._resolve(key)[1]
+
+    def describe(self, key: Key) -> str:
+        """Where `key` lives, as the user finds it: a path, or an `s3://` URL."""
+        return self._backend.describe(self._resolve(key)[1])
 
     def _resolve(self, key: Key) -> tuple[Key, str]:
-        """`key` with its namespace defaulted, and its path; validates every part."""
+        """`key` with its namespace defaulted, and its name in the backend; validates every
+        part."""
         namespace = _plain_namespace(key.namespace or DEFAULT_NAMESPACE)
         fp, occurrence = key.fingerprint, key.occurrence
         if not isinstance(fp, str) or not _FINGERPRINT.fullmatch(fp):
             raise StoreError(f"not a lower-case hex fingerprint: {fp!r}")
         if isinstance(occurrence, bool) or not isinstance(occurrence, int) or occurrence < 0:
             raise StoreError(f"not an occurrence number: {occurrence!r}")
-        path = f"{self._root}/{namespace}/{fp[:2]}/{entry_name(fp, occurrence)}"
-        return Key(namespace, fp, occurrence), path
+        return Key(namespace, fp, occurrence), f"{namespace}/{fp[:2]}/{entry_name(fp, occurrence)}"
 
     def entries(self, namespace: str | None = None) -> Iterator[tuple[Path, Key]]:
-        """Every interaction file, lazily, sorted by namespace, fingerprint, occurrence.
+        """Every interaction file, sorted by namespace, fingerprint, occurrence.
 
-        Only files: call `flush()` first to include pending writes. Dot-named and other
-        foreign names are skipped at every level.
+        A namespace is a relative path (`a/b/c`): files are found at any depth as
+        `<namespace>/<fp[:2]>/<fp>.<n>.zst`; with `namespace`, only that namespace's own
+        (not those nested below it). The path is the file's for a local store; read an
+        entry of any store with `read_file`. Only files: call `flush()` first to include
+        pending writes. Dot-named and other foreign names are skipped at every level.
         """
-        if namespace is not None:
-            namespaces = [_plain_namespace(namespace)]
-        else:
-            namespaces = [n for n in _sorted_names(self.root) if not n.startswith(".")]
-        for ns in namespaces:
-            ns_dir = self.root / ns
-            for shard in _sorted_names(ns_dir):
-                if len(shard) != 2 or not _FINGERPRINT.fullmatch(shard):
-                    continue
-                found = []
-                for name in _sorted_names(ns_dir / shard):
-                    parsed = parse_entry_name(name)
-                    if parsed and parsed[0][:2] == shard:
-                        found.append((parsed, name))
-                for (fp, occurrence), name in sorted(found):
-                    yield ns_dir / shard / name, Key(ns, fp, occurrence)
+        prefix = _plain_namespace(namespace) if namespace is not None else ""
+        found = []
+        for name in self._backend.names(prefix):
+            parsed = _split_entry(name)
+            if parsed is not None and (namespace is None or parsed[0] == prefix):
+                found.append((parsed, name))
+        for (ns, fp, occurrence), name in sorted(found):
+            yield self.root / name, Key(ns, fp, occurrence)
+
+    def read_file(self, path: str | Path, max_file_bytes: int | None = None) -> bytes | None:
+        """The raw bytes (for `codec.decode`) of a file that `entries()` yielded, from any
+        backend, read safely and capped at what `max_body` allows; None if the file is larger
+        than `max_file_bytes` (not read, for a local store). Raises FileNotFoundError if it
+        is gone, CorruptEntry for a file that is refused, OSError or StoreUnavailable when
+        it cannot be read."""
+        name = Path(path).relative_to(self.root).as_posix()
+        local = max_file_bytes is not None and self._backend.local
+        if local and os.lstat(path).st_size > (max_file_bytes or 0):
+            return None
+        got = self._backend.read(name, self.max_body)
+        if got is None:
+            raise FileNotFoundError(errno.ENOENT, "no such store entry", str(path))
+        data = got[1]
+        assert data is not None  # read without `unless` always returns the bytes
+        return None if max_file_bytes is not None and len(data) > max_file_bytes else data
 
     # --- lookups --------------------------------------------------------------------------
 
@@ -273,22 +362,25 @@ class Store:
         """The interaction stored (or waiting to be written) under exactly `key`, or None.
 
         A corrupt or unreadable file is logged (warning, with path and reason) and is a miss.
+        Raises StoreUnavailable (naming the store) when an object store cannot be reached
+        and the file is not in the local cache.
         """
-        key, path = self._resolve(key)
+        key, name = self._resolve(key)
         with self._lock:
             pending = self._pending.get(key)
         if pending is not None:
             return pending
-        return self._load(path, key)[1]
+        return self._load(name, key)[1]
 
     def get_latest(self, key: Key) -> Interaction | None:
         """`key`'s occurrence if stored, else the highest stored occurrence below it.
 
         Past the last recorded occurrence, the last repeats. A corrupt file is a miss: it is
-        not skipped in favour of an older occurrence. The shard directory is listed only when
-        the exact file is missing.
+        not skipped in favour of an older occurrence. The fingerprint's occurrences are
+        listed only when the exact file is missing. When an object store cannot be reached,
+        the local cache answers if it can, else StoreUnavailable.
         """
-        key, path = self._resolve(key)
+        key, name = self._resolve(key)
         with self._lock:
             pending = self._pending.get(key)
             below = {
@@ -300,22 +392,27 @@ class Store:
             }
         if pending is not None:
             return pending
+        down: StoreUnavailable | None = None
         listed = self._fresh_listing(key)
-        if listed is None or key.occurrence in listed:  # a known-missing file costs no stat
-            exists, interaction = self._load(path, key)
+        if listed is None or key.occurrence in listed:  # a known-missing file costs nothing
+            try:
+                exists, interaction = self._load(name, key)
+            except StoreUnavailable as exc:
+                exists, interaction, down = False, None, exc
             if exists:
                 return interaction
         if listed is None:
-            listed = self._listed(key)
+            listed = self._listed(key, memo=down is None)
         on_disk = [o for o in listed if o < key.occurrence]
         best = max([*below, *on_disk], default=None)
         if best is None:
+            if down is not None:
+                raise down
             return None
         if best in below:
             return below[best]
         found = key._replace(occurrence=best)
-        shard = os.path.dirname(path)
-        return self._load(f"{shard}/{entry_name(key.fingerprint, best)}", found)[1]
+        return self._load(self._resolve(found)[1], found)[1]
 
     def _fresh_listing(self, key: Key) -> list[int] | None:
         """The memoised listing of `key`'s fingerprint, if no put or remove came since."""
@@ -323,74 +420,66 @@ class Store:
             memo = self._listings.get((key.namespace, key.fingerprint))
             return memo[1] if memo is not None and memo[0] == self._epoch else None
 
-    def _listed(self, key: Key) -> list[int]:
-        """The occurrences of `key`'s fingerprint on disk, listed once per store epoch.
+    def _listed(self, key: Key, memo: bool = True) -> list[int]:
+        """The stored occurrences of `key`'s fingerprint, listed once per store epoch.
 
         Replaying past the last occurrence asks this on every repeat; a put or remove by
         this store bumps the epoch and so forces a new listing. (Files added to the store
-        by hand while a proxy replays are seen at their exact occurrence only.)
+        by another process while a proxy replays are seen at their exact occurrence only.)
+        An object store that cannot be listed answers with the local cache's copies (not
+        memoised).
         """
         memo_key = (key.namespace, key.fingerprint)
         with self._lock:
             epoch = self._epoch
-        shard = f"{self._root}/{key.namespace}/{key.fingerprint[:2]}"
-        occurrences = self._occurrences(shard, key.fingerprint)
-        with self._lock:
-            if len(self._listings) >= 4096:
-                self._listings.clear()
-            self._listings[memo_key] = (epoch, occurrences)
+        shard = f"{key.namespace}/{key.fingerprint[:2]}"
+        try:
+            occurrences = list(self._backend.occurrences(shard, key.fingerprint, stale_ok=False))
+        except StoreUnavailable:
+            return list(self._backend.occurrences(shard, key.fingerprint, stale_ok=True))
+        if memo:
+            with self._lock:
+                if len(self._listings) >= 4096:
+                    self._listings.clear()
+                self._listings[memo_key] = (epoch, occurrences)
         return occurrences
 
-    def _occurrences(self, shard: str | Path, fingerprint: str) -> list[int]:
-        try:
-            names = os.listdir(shard)
-        except OSError:
-            return []
-        parsed = (parse_entry_name(n) for n in names if n.startswith(fingerprint + "."))
-        return [p[1] for p in parsed if p is not None and p[0] == fingerprint]
-
-    def _load(self, path: str, key: Key) -> tuple[bool, Interaction | None]:
+    def _load(self, name: str, key: Key) -> tuple[bool, Interaction | None]:
         """(the file exists, its interaction or None if bad), through the cache.
 
         A cache hit costs one stat; a corrupt file's verdict is cached too, so it is logged
         once per version of the file, not on every request.
         """
-        try:
-            st = os.lstat(path)
-        except (FileNotFoundError, NotADirectoryError):
-            return False, None
-        except OSError as exc:
-            logger.warning("cannot read cassette %s: %s (treated as a miss)", path, exc.strerror)
-            return True, None
         with self._lock:
-            cached = self._cache.get(path)
-            if cached is not None and cached.signature == _signature(st):
-                self._cache.move_to_end(path)
-                return True, cached.interaction
+            cached = self._cache.get(name)
+            known = cached.signature if cached is not None else None
             epoch = self._epoch
-        if not stat.S_ISREG(st.st_mode):  # never followed, never read; its verdict cached
-            logger.warning(
-                "corrupt cassette %s: %s (treated as a miss)", path, _not_regular(st.st_mode)
-            )
-            self._remember(path, _signature(st), None, epoch)
+        path = self._backend.describe(name)
+        try:
+            got = self._backend.read(name, self.max_body, known)
+        except Refused as exc:
+            logger.warning("corrupt cassette %s: %s (treated as a miss)", path, exc.reason)
+            self._remember(name, exc.signature, None, epoch)
             return True, None
-        signature, interaction = self._read(path, key)
-        if signature is None:
-            return False, None  # gone between stat and open, or unreadable (logged)
-        self._remember(path, signature, interaction, epoch)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            logger.warning("cannot read cassette %s: %s (treated as a miss)", path, reason)
+            return True, None
+        if got is None:
+            return False, None
+        signature, data = got
+        if data is None and cached is not None:
+            with self._lock:
+                if name in self._cache:
+                    self._cache.move_to_end(name)
+            return True, cached.interaction
+        if data is None:  # pragma: no cover - a backend answers None only for `known`
+            return False, None
+        interaction = self._decode(data, path, key)
+        self._remember(name, signature, interaction, epoch)
         return True, interaction
 
-    def _read(self, path: str, key: Key) -> tuple[_Signature | None, Interaction | None]:
-        try:
-            signature, data = read_entry(path, self.max_body)
-        except (FileNotFoundError, NotADirectoryError):
-            return None, None
-        except _Refused as exc:
-            logger.warning("corrupt cassette %s: %s (treated as a miss)", path, exc.reason)
-            return exc.signature, None
-        except OSError as exc:
-            logger.warning("cannot read cassette %s: %s (treated as a miss)", path, exc.strerror)
-            return None, None
+    def _decode(self, data: bytes, path: str, key: Key) -> Interaction | None:
         try:
             interaction = decode(data, path, self.max_body)
             if interaction.key.fingerprint != key.fingerprint:
@@ -398,59 +487,93 @@ class Store:
                 raise CorruptEntry(path, f"file holds fingerprint {fp}, not its name's")
         except CorruptEntry as exc:
             logger.warning("corrupt cassette %s: %s (treated as a miss)", path, exc.reason)
-            return signature, None
-        # The path is authoritative for namespace and occurrence (a copied namespace works).
+            return None
+        # The name is authoritative for namespace and occurrence (a copied namespace works).
         if interaction.key != key:
             interaction = replace(interaction, key=key)
-        return signature, interaction
+        return interaction
 
     def _remember(
-        self, path: str, signature: _Signature, interaction: Interaction | None, epoch: int
+        self, name: str, signature: Signature, interaction: Interaction | None, epoch: int
     ) -> None:
         weight = _weight(interaction)
         with self._lock:
             if epoch != self._epoch or weight > self.cache_bytes:
                 return  # a put or remove raced this read, or it would not fit
-            old = self._cache.pop(path, None)
+            old = self._cache.pop(name, None)
             if old is not None:
                 self._cache_weight -= old.weight
-            self._cache[path] = _Cached(signature, interaction, weight)
+            self._cache[name] = _Cached(signature, interaction, weight)
             self._cache_weight += weight
             while self._cache_weight > self.cache_bytes:
                 _, evicted = self._cache.popitem(last=False)
                 self._cache_weight -= evicted.weight
 
-    def _forget(self, path: str) -> None:
-        """Drop `path` from the cache; caller holds the lock."""
+    def _forget(self, name: str) -> None:
+        """Drop `name` from the cache; caller holds the lock."""
         self._epoch += 1
-        old = self._cache.pop(path, None)
+        old = self._cache.pop(name, None)
         if old is not None:
             self._cache_weight -= old.weight
 
     # --- writes ---------------------------------------------------------------------------
 
-    def put(self, ri: RedactedInteraction) -> bool:
-        """Store `ri` without waiting for the disk; lookups see it at once. False, and
-        nothing stored, when another process writes its namespace (see `claim`).
+    def put(self, ri: RedactedInteraction) -> Put:
+        """Store `ri` without waiting for the disk; lookups see it at once. The result is
+        falsy (REFUSED), and nothing stored, when another process writes its namespace (see
+        `claim`) or the store is read-only; else it tells later whether the write was done,
+        failed, or (`claim_names`) lost its name to another writer.
 
         The write happens on the writer thread; a failure there is logged (error) and the
         interaction is dropped. Raises only for a wrong type or a key that cannot be a path.
         """
         if not isinstance(ri, RedactedInteraction):
             raise TypeError(f"Store.put takes a RedactedInteraction, not {type(ri).__name__}")
-        key, path = self._resolve(ri.interaction.key)
+        key, name = self._resolve(ri.interaction.key)
         if not self.may_write(key.namespace):
-            return False
+            return Put(WriteOutcome.REFUSED)
         # Pending holds what a read of the file will return, so both answers are equal.
         pending = normalize(ri.interaction)
         if pending.key != key:
             pending = replace(pending, key=key)
-        job = _Write(key, path, ri, pending)
+        job = _Write(key, name, ri, pending, self.claim_names, Put())
         with self._lock:
             self._pending[key] = job.pending
-            self._forget(path)
+            self._forget(name)
             self._submit(job)
+        return job.result
+
+    def check_claims(self) -> bool:
+        """Whether `auto` can record here: True if the store enforces claims, False (one
+        warning; every write is refused from now on) if the credentials are read-only.
+        Raises StoreError (one line naming the store) if the store accepts a claim but does
+        not enforce it (some S3-compatible servers ignore `If-None-Match`), StoreUnavailable
+        if it cannot be reached. Costs two writes and a delete on an object store; call it
+        once at startup in `auto` mode."""
+        if not self._backend.check_claims():
+            self._went_read_only(
+                StoreReadOnly(f"the store {self.location} refuses writes (read-only credentials)")
+            )
+            return False
         return True
+
+    @property
+    def remote(self) -> bool:
+        """True if a lookup of a file not yet cached waits on the network (an object
+        store): make such lookups off the event loop."""
+        return not self._backend.local
+
+    @property
+    def read_only(self) -> bool:
+        """True once a write was refused for want of write access: nothing is written."""
+        return self._read_only is not None
+
+    def _went_read_only(self, exc: StoreReadOnly) -> None:
+        with self._lock:
+            first = self._read_only is None
+            self._read_only = exc
+        if first:
+            logger.warning("replay: %s; replaying only, nothing is recorded", exc)
 
     # --- the namespace lock ---------------------------------------------------------------
 
@@ -460,23 +583,28 @@ class Store:
 
     def claim(self, namespace: str) -> None:
         """Take the write lock of `namespace` now (idempotent); StoreLocked if another live
-        process or Store holds it. `put` claims on its own; call this to fail early."""
+        process or Store holds it. `put` claims on its own; call this to fail early. A
+        store that `claim_names` takes it shared (with other such stores); an object store
+        has no lock (its writes claim names)."""
         namespace = _plain_namespace(namespace or DEFAULT_NAMESPACE)
         with self._lock:
-            if namespace in self._locks or fcntl is None:
+            if namespace in self._locks or fcntl is None or not self._backend.local:
                 return
             refused = self._refused.get(namespace)
             if refused is not None:
                 raise refused
             try:
-                self._locks[namespace] = self._take_lock(namespace)
+                self._locks[namespace] = self._take_lock(namespace, self.claim_names)
             except StoreLocked as exc:
                 self._refused[namespace] = exc
                 raise
 
     def may_write(self, namespace: str) -> bool:
-        """Claim `namespace` for writing; False (one error line per namespace) if refused."""
-        if namespace in self._locks or fcntl is None:
+        """Claim `namespace` for writing; False (one error line per namespace) if refused,
+        or if the store is read-only."""
+        if self._read_only is not None:
+            return False
+        if namespace in self._locks or fcntl is None or not self._backend.local:
             return True
         try:
             self.claim(namespace)
@@ -492,17 +620,17 @@ class Store:
             return True  # the write will report its own error
         return True
 
-    def _take_lock(self, namespace: str) -> int:
-        """An fd holding `flock(LOCK_EX)` on the namespace's lock file, with our pid and host
-        written in it; StoreLocked naming the holder if the lock is held."""
+    def _take_lock(self, namespace: str, shared: bool = False) -> int:
+        """An fd holding `flock` on the namespace's lock file (exclusive, or `shared`), with
+        our pid and host written in it; StoreLocked naming the holder if the lock is held."""
         assert fcntl is not None
         path = self.lock_path(namespace)
-        _make_dirs(path.parent)
+        make_dirs(path.parent)
         for _ in range(10):  # bounded: retried only if a holder removed the file meanwhile
             flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC
             fd = os.open(path, flags, 0o644)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = _read_lock(fd)
                 os.close(fd)
@@ -524,7 +652,7 @@ class Store:
                 os.close(fd)
                 continue
             stale = _read_lock(fd)
-            if stale:
+            if stale and not shared:
                 logger.info(
                     "replay: took over the lock of namespace %r left by pid %s on %s",
                     namespace,
@@ -545,6 +673,14 @@ class Store:
             self._before.clear()
             self._wrote.clear()
         for namespace, fd in locks.items():
+            # Removed only while held exclusively: a shared holder removes it only if it is
+            # the last one (the upgrade succeeds), never under another holder's feet.
+            assert fcntl is not None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                continue
             with contextlib.suppress(OSError):
                 os.unlink(self.lock_path(namespace))  # while still locked: no one holds it
             os.close(fd)
@@ -620,78 +756,93 @@ class Store:
                     self._idle.notify_all()
 
     def _write(self, job: _Write) -> None:
-        key = job.key
+        key, name = job.key, job.name
+        outcome = WriteOutcome.FAILED
         try:
             known = (key.namespace, key.fingerprint)
-            if known not in self._before:  # first write of this fingerprint in this run
-                shard = os.path.dirname(job.path)
-                self._before[known] = _signatures(shard, key.fingerprint)
+            if known not in self._before and not job.exclusive:  # a first replacing write
+                self._before[known] = self._listed_before(name, key)
             dictionary = self._dictionary()  # after `replay compact`: its newest dictionary
             data = encode(job.ri, dictionary=dictionary, limit=self.max_body)
-            write_atomically(Path(job.path), data)
-            with contextlib.suppress(OSError):
-                self._wrote.setdefault(known, {})[key.occurrence] = _signature(os.lstat(job.path))
-        except (OSError, ValueError) as exc:
+            if job.exclusive:
+                signature = self._backend.create(name, data)
+            else:
+                signature = self._backend.replace(name, data)
+            if signature is None:
+                outcome = WriteOutcome.LOST
+                logger.info(
+                    "replay: %s was recorded first by another proxy: its answer is kept, "
+                    "this one dropped",
+                    self._backend.describe(name),
+                )
+            else:
+                outcome = WriteOutcome.WRITTEN
+                self._wrote.setdefault(known, {})[key.occurrence] = signature
+        except StoreReadOnly as exc:
+            self._went_read_only(exc)
+            logger.error("cannot write cassette %s: read-only store (interaction dropped)", name)
+        except (OSError, ValueError, StoreError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            logger.error("cannot write cassette %s: %s (interaction dropped)", job.path, reason)
+            where = self._backend.describe(name)
+            logger.error("cannot write cassette %s: %s (interaction dropped)", where, reason)
         finally:
             with self._lock:
                 if self._pending.get(job.key) is job.pending:
                     del self._pending[job.key]
-                self._forget(job.path)
+                self._forget(name)
+            job.result._finish(outcome)
+
+    def _listed_before(self, name: str, key: Key) -> dict[int, Signature]:
+        """The files of `key`'s fingerprint before this run wrote it; none if they cannot be
+        listed (then `remove_above` deletes only what this run wrote)."""
+        try:
+            return self._backend.occurrences(name.rsplit("/", 1)[0], key.fingerprint)
+        except StoreError as exc:
+            logger.warning("replay: cannot list %s: %s", self._backend.describe(name), exc)
+            return {}
 
     def _dictionary(self) -> zstandard.ZstdCompressionDict | None:
         """The store's newest `*.dict` (`replay compact`), looked up again only when the
-        root directory changed; called from the writer thread only."""
+        root directory changed; called from the writer thread only. A remote store has
+        none (its files are written without a dictionary)."""
+        if self.remote:
+            return None
         try:
-            stamp = os.stat(self._root).st_mtime_ns
+            stamp = os.stat(self.root).st_mtime_ns
         except OSError:
             return None
         if stamp != self._dict_stamp:
-            self._dict_stamp, self._dict = stamp, newest_dictionary(self._root)
+            self._dict_stamp, self._dict = stamp, newest_dictionary(self.root)
         return self._dict
 
     def _remove_above(self, job: _RemoveAbove) -> None:
-        shard = self.root / job.namespace / job.fingerprint[:2]
+        shard = f"{job.namespace}/{job.fingerprint[:2]}"
         before = self._before.get((job.namespace, job.fingerprint), {})
         wrote = self._wrote.get((job.namespace, job.fingerprint), {})
-        for occurrence, signature in sorted(_signatures(shard, job.fingerprint).items()):
+        try:
+            stored = self._backend.occurrences(shard, job.fingerprint)
+        except StoreError as exc:
+            logger.error("cannot list %s to clean up: %s", shard, exc)
+            return
+        for occurrence, signature in sorted(stored.items()):
             if occurrence <= job.occurrence:
                 continue
-            path = shard / entry_name(job.fingerprint, occurrence)
+            name = f"{shard}/{entry_name(job.fingerprint, occurrence)}"
             if signature not in (before.get(occurrence), wrote.get(occurrence)):
                 logger.warning(
                     "replay: kept %s: not written by this run nor there when it began "
                     "recording this request (another process wrote it)",
-                    path,
+                    self._backend.describe(name),
                 )
                 continue
             with self._lock:
-                self._forget(str(path))
+                self._forget(name)
             try:
-                os.unlink(path)
+                self._backend.delete(name)
                 job.removed += 1
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                logger.error("cannot remove cassette %s: %s", path, exc.strerror)
-        if job.removed:
-            _fsync_dir(shard)
-
-
-def _signatures(shard: str | Path, fingerprint: str) -> dict[int, _Signature]:
-    """The occurrences of `fingerprint` in `shard` and their files' signatures (lstat)."""
-    try:
-        names = os.listdir(shard)
-    except OSError:
-        return {}
-    found = {}
-    for name in names:
-        parsed = parse_entry_name(name) if name.startswith(fingerprint + ".") else None
-        if parsed is not None and parsed[0] == fingerprint:
-            with contextlib.suppress(OSError):
-                found[parsed[1]] = _signature(os.lstat(os.path.join(shard, name)))
-    return found
+            except (OSError, StoreError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                logger.error("cannot remove cassette %s: %s", self._backend.describe(name), reason)
 
 
 def _read_lock(fd: int) -> dict[str, object]:
@@ -701,65 +852,3 @@ def _read_lock(fd: int) -> dict[str, object]:
     except (OSError, ValueError):
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the whole new one.
-
-    A dot-named temp file in the same directory is written, fsynced and renamed over
-    `path`, then the directory is fsynced. Missing directories are created (and their
-    parents fsynced). On failure the temp file is removed and the OSError propagates.
-    """
-    _make_dirs(path.parent)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _make_dirs(directory: Path) -> None:
-    if directory.is_dir():
-        return
-    missing = []
-    d = directory
-    while not d.exists() and d != d.parent:
-        missing.append(d)
-        d = d.parent
-    directory.mkdir(parents=True, exist_ok=True)
-    for created in missing:  # make each new directory entry durable in its parent
-        _fsync_dir(created.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    if os.name != "posix":  # directories cannot be opened (nor need fsync) on Windows
-        return
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems refuse fsync on directories; the rename is done anyway
-    finally:
-        os.close(fd)
-
-
-def _signature(st: os.stat_result) -> _Signature:
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-
-def _sorted_names(directory: Path) -> list[str]:
-    try:
-        return sorted(os.listdir(directory))
-    except (FileNotFoundError, NotADirectoryError):
-        return []

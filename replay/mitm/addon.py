@@ -17,6 +17,7 @@ import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -27,14 +28,12 @@ from replay.answers import error_playback
 from replay.chunkserver import JOB_HEADER, ChunkServer
 from replay.config import OPTION_NAMES, Settings
 from replay.engine import INLINE_BODY, Engine
-from replay.errors import BadNamespace, BodyTooLarge, ConfigError, RequestRefused
-from replay.fingerprint import Fingerprint
+from replay.errors import BadNamespace, BodyTooLarge, ConfigError, RequestRefused, StoreError
 from replay.hosts import HostPolicy
 from replay.mitm import adapt, options
 from replay.models import Outcome, Request
 from replay.plan import Forward, Make, Plan, Serve
 from replay.player import Interruption, Playback, Withheld
-from replay.prepared import Prepared
 from replay.providers.errors import NearMiss
 from replay.recorder import Recording
 from replay.redact import redacted_url
@@ -117,10 +116,13 @@ class ReplayAddon:
                 rules = RulesFile(settings.rules)
             except ConfigError as e:
                 raise exceptions.OptionsError(f"replay_rules: {e}") from None
-        if engine is None:
-            self.engine = Engine(settings, rules=rules)
-        else:
-            engine.reconfigure(settings, rules if settings.rules else None)
+        try:  # an auto-mode store that cannot enforce claims stops startup, naming it
+            if engine is None:
+                self.engine = Engine(settings, rules=rules)
+            else:
+                engine.reconfigure(settings, rules if settings.rules else None)
+        except StoreError as e:
+            raise exceptions.OptionsError(f"replay_dir: {e}") from None
         self.hosts = HostPolicy(settings.hosts)
         self.responses = adapt.InlineResponses()
         if self.pacer is None or self.pacer.size != settings.pacer_ports:
@@ -200,34 +202,42 @@ class ReplayAddon:
             state.detail = str(e)
             self._answer(flow, state, error_playback(request, 400, str(e)))
             return None
+        if engine.store.remote:  # a lookup may wait on the network: off the loop, in order
+            work = partial(self._planned, engine, request, state.namespace)
+            then = partial(self._carry_out, flow, state)
+            return self._off_loop(flow, work, then, engine.lookups)
         if len(request.body) > INLINE_BODY or request.header("content-encoding"):
             # Decoding and keying a body of megabytes (a vision prompt) takes tens of ms;
             # a compressed one may inflate up to replay_max_body.
-            work = partial(engine.prepare, request, state.namespace)
-            return self._off_loop(flow, work, lambda ready: self._carry_out(flow, state, *ready))
-        return self._carry_out(flow, state, *engine.prepare(request, state.namespace))
+            work = partial(self._planned, engine, request, state.namespace)
+            return self._off_loop(flow, work, partial(self._carry_out, flow, state))
+        return self._carry_out(flow, state, self._planned(engine, request, state.namespace))
+
+    @staticmethod
+    def _planned(engine: Engine, request: Request, namespace: str) -> Plan:
+        return engine.plan(*engine.prepare(request, namespace))
 
     async def _off_loop[T](
         self,
         flow: http.HTTPFlow,
         work: Callable[[], T],
         then: Callable[[T], Awaitable[None] | None],
+        executor: Executor | None = None,
     ) -> None:
-        """Do `work` on the engine's worker threads, then `then` with its result on the
-        event loop; a failure answers 502."""
+        """Do `work` on the engine's worker threads (or `executor`), then `then` with its
+        result on the event loop; a failure answers 502 (or the refusal's status)."""
         try:
             assert self.engine is not None
-            result = await asyncio.get_running_loop().run_in_executor(self.engine.workers, work)
+            pool = executor or self.engine.workers
+            result = await asyncio.get_running_loop().run_in_executor(pool, work)
             pending = then(result)
             if pending is not None:
                 await pending
         except Exception as e:
             self._fail(flow, e)
 
-    def _carry_out(
-        self, flow: http.HTTPFlow, state: _Flow, prepared: Prepared, fp: Fingerprint
-    ) -> Awaitable[None] | None:
-        plan = state.plan = state.engine.plan(prepared, fp)
+    def _carry_out(self, flow: http.HTTPFlow, state: _Flow, plan: Plan) -> Awaitable[None] | None:
+        state.plan = plan
         match plan:
             case Serve():
                 state.outcome = Outcome.HIT

@@ -15,7 +15,7 @@ import zstandard
 from support.layout import path_of
 
 import replay.store as store_module
-from replay import codec
+from replay import backend_local, codec
 from replay.errors import BadNamespace, StoreError
 from replay.models import (
     Chunk,
@@ -610,7 +610,7 @@ def test_put_invalidates_even_when_the_file_signature_does_not_change(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Coarse timestamps and a reused inode could leave (ino, mtime, size) unchanged.
-    monkeypatch.setattr(store_module, "_signature", lambda st: (1, 1, 1))
+    monkeypatch.setattr(backend_local, "file_signature", lambda st: (1, 1, 1))
     put_all(store, make(text="v1"))
     assert text_of(store.get(Key("default", FP, 0))) == "v1"
     put_all(store, make(text="v2"))
@@ -620,7 +620,7 @@ def test_put_invalidates_even_when_the_file_signature_does_not_change(
 def test_a_read_that_raced_a_put_is_not_cached(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_module, "_signature", lambda st: (1, 1, 1))
+    monkeypatch.setattr(backend_local, "file_signature", lambda st: (1, 1, 1))
     put_all(store, make(text="v1"))
     reading, release = threading.Event(), threading.Event()
     real = codec.decode

@@ -134,7 +134,7 @@ def test_a_file_within_the_cap_is_served(tmp_path: Path) -> None:
 def test_the_first_write_takes_a_dot_named_lock_holding_pid_and_host(store: Store) -> None:
     lock = store.root / ".default.lock"
     assert not lock.exists()  # nothing before the first write
-    assert store.put(redacted(make())) is True
+    assert store.put(redacted(make()))
     store.flush()
     assert json.loads(lock.read_text()) == {"pid": os.getpid(), "host": socket.gethostname()}
     assert [k for _, k in store.entries()] == [Key("default", FP, 0)]  # never an entry
@@ -149,7 +149,7 @@ def test_a_second_writer_is_refused_with_one_line_naming_the_first(
         assert first.put(redacted(make(text="first")))
         with caplog.at_level(logging.ERROR, logger="replay.store"):
             for n in range(3):
-                assert second.put(redacted(make(occurrence=n, text="second"))) is False
+                assert not second.put(redacted(make(occurrence=n, text="second")))
             assert second.remove_above("default", FP, 0) == 0
         second.flush()
         first.flush()
@@ -195,7 +195,7 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(
         assert child.stdout is not None
         assert child.stdout.readline() == b"ready\n"
         with Store(tmp_path) as mine, caplog.at_level(logging.INFO, logger="replay.store"):
-            assert mine.put(redacted(make(occurrence=1))) is False
+            assert not mine.put(redacted(make(occurrence=1)))
             assert f"pid {child.pid}" in caplog.text
         os.kill(child.pid, signal.SIGKILL)
         child.wait(30)
@@ -203,7 +203,7 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(
         assert json.loads(lock.read_text())["pid"] == child.pid  # left behind
         caplog.clear()
         with Store(tmp_path) as mine, caplog.at_level(logging.INFO, logger="replay.store"):
-            assert mine.put(redacted(make(occurrence=1, text="mine"))) is True
+            assert mine.put(redacted(make(occurrence=1, text="mine")))
             mine.flush()
             assert f"left by pid {child.pid}" in caplog.text
             assert json.loads(lock.read_text())["pid"] == os.getpid()
