@@ -45,7 +45,7 @@ from replay.recorder import Recording
 from replay.redact import redact, redacted_url
 from replay.report import NOTABLE, ReportLine, ReportWriter, Tally
 from replay.rules import RuleSet, RulesFile, SyntheticPacing, Verdict
-from replay.store import Put, Store, WriteOutcome
+from replay.store import Store, WriteOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -365,10 +365,10 @@ class Engine:
         except Exception:
             logger.exception("replay: could not store %s", self._url(plan))
 
-    def _claim_lost(self, plan: Forward, put: Put) -> None:
+    def _claim_lost(self, plan: Forward, outcome: WriteOutcome) -> None:
         """On the writer thread: another proxy recorded this name first (`auto` on a shared
         store). Its answer is kept; the report says so in a line of its own (not counted)."""
-        if put.outcome is not WriteOutcome.LOST or self.report is None:
+        if outcome is not WriteOutcome.LOST or self.report is None:
             return
         key, request = plan.key, plan.prepared.request
         detail = "claim lost: another proxy recorded it first; its answer is kept"
