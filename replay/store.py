@@ -339,6 +339,26 @@ class Store:
         for (ns, fp, occurrence), name in sorted(found):
             yield self.root / name, Key(ns, fp, occurrence)
 
+    def raw_names(self) -> list[str]:
+        """Every file name of the store (interactions and `*.dict`), relative, sorted; for
+        copying a store (`transfer.py`)."""
+        return sorted(self._backend.names(""))
+
+    def read_raw(self, name: str) -> bytes:
+        """The bytes of the file `name` (from `raw_names`), read safely and capped."""
+        got = self._backend.read(name, self.max_body)
+        if got is None or got[1] is None:
+            raise FileNotFoundError(errno.ENOENT, "no such store file", self.describe_name(name))
+        return got[1]
+
+    def create_raw(self, name: str, data: bytes) -> bool:
+        """Write the file `name` unless the store has it (never replaced); False if it has."""
+        return self._backend.create(name, data) is not None
+
+    def describe_name(self, name: str) -> str:
+        """The file `name` as a user finds it (a path, or an `s3://` URL)."""
+        return self._backend.describe(name)
+
     def read_file(self, path: str | Path, max_file_bytes: int | None = None) -> bytes | None:
         """The raw bytes (for `codec.decode`) of a file that `entries()` yielded, from any
         backend, read safely and capped at what `max_body` allows; None if the file is larger

@@ -2,7 +2,7 @@
 
 run.py (run, env, addon), inspect.py (ls, show, stats), verify.py (verify, over
 audit.py), maintain.py (prune, rm, init), convert.py
-(import, export), compact.py (compact); common.py holds
+(import, export), compact.py (compact), share.py (push, pull); common.py holds
 the group, the shared options and the error handling (one line, exit 0/1/2), render.py the
 output (tables, progress bars, plain text when not a terminal or NO_COLOR).
 """
@@ -18,6 +18,7 @@ from replay.cli.convert import export, import_
 from replay.cli.inspect import ls, show, stats
 from replay.cli.maintain import init, prune, rm
 from replay.cli.run import addon, env, run
+from replay.cli.share import pull, push
 from replay.cli.verify import verify
 
 
@@ -41,5 +42,7 @@ for _command in (
     import_,
     export,
     compact,
+    push,
+    pull,
 ):
     main.add_command(_command)

@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from replay.codec import decode
-from replay.errors import CorruptEntry, ReplayError
+from replay.errors import CorruptEntry, ReplayError, StoreError
 from replay.models import Interaction, Key
 from replay.store import Store
 
@@ -84,18 +84,32 @@ def json_option[F: Callable[..., Any]](f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")(f)
 
 
-def open_store(store_dir: str) -> Store:
-    """The store at `store_dir`; a usage error (exit 2) if there is no such directory."""
+def open_store(store_dir: str, create: bool = False) -> Store:
+    """The store at `store_dir` (a directory, or `s3://bucket/prefix` read through the
+    default cache); a usage error (exit 2) if there is no such directory (made if
+    `create`)."""
     if store_dir.startswith("s3://"):
-        raise click.UsageError("s3:// stores are not supported by this release's commands")
+        return Store(store_dir)
     root = Path(store_dir)
+    if create:
+        root.mkdir(parents=True, exist_ok=True)
     if not root.is_dir():
         raise click.UsageError(f"no store at {store_dir} (not a directory; see --dir)")
     return Store(root)
 
 
+def local_store(store_dir: str) -> Store:
+    """`open_store` for a command that works on files in place: a usage error for an
+    `s3://` store (pull it, work on the copy, push it)."""
+    if store_dir.startswith("s3://"):
+        raise click.UsageError(
+            f"{store_dir}: this command works on a local store: replay pull, then push"
+        )
+    return open_store(store_dir)
+
+
 def check_namespace(store: Store, namespace: str | None) -> None:
-    if namespace is not None and not (store.root / namespace).is_dir():
+    if namespace is not None and not store.remote and not (store.root / namespace).is_dir():
         raise click.UsageError(f"no namespace {namespace!r} in {store.root}")
 
 
@@ -110,17 +124,22 @@ class Entry:
     error: CorruptEntry | None
 
 
-def read_entry(path: Path, key: Key) -> Entry:
-    """Decode one file; a bad file gives an Entry with `error` set, never an exception."""
+def read_entry(path: Path, key: Key, store: Store | None = None) -> Entry:
+    """Decode one file (through `store` for a remote one); a bad file gives an Entry with
+    `error` set, never an exception."""
     try:
-        if path.is_symlink() or not path.is_file():
-            raise CorruptEntry(str(path), "not a regular file")
-        data = path.read_bytes()
+        if store is not None and store.remote:
+            data = store.read_file(path) or b""
+        else:
+            if path.is_symlink() or not path.is_file():
+                raise CorruptEntry(str(path), "not a regular file")
+            data = path.read_bytes()
         interaction = decode(data, str(path))
     except CorruptEntry as e:
         return Entry(path, key, _size(path), None, e)
-    except OSError as e:
-        return Entry(path, key, 0, None, CorruptEntry(str(path), e.strerror or str(e)))
+    except (OSError, StoreError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        return Entry(path, key, 0, None, CorruptEntry(str(path), reason))
     return Entry(path, key, len(data), interaction, None)
 
 
@@ -134,7 +153,7 @@ def _size(path: Path) -> int:
 def read_entries(store: Store, namespace: str | None = None) -> Iterator[Entry]:
     """Every interaction file of the store (or a namespace), decoded one at a time."""
     for path, key in store.entries(namespace):
-        yield read_entry(path, key)
+        yield read_entry(path, key, store)
 
 
 _AGE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")

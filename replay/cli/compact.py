@@ -11,7 +11,7 @@ from __future__ import annotations
 import click
 
 from replay.cli import render
-from replay.cli.common import Problem, check_namespace, dir_option, namespace_option, open_store
+from replay.cli.common import Problem, check_namespace, dir_option, local_store, namespace_option
 from replay.compaction import (
     DICTIONARY_SIZE,
     CompactError,
@@ -38,7 +38,7 @@ from replay.errors import CorruptEntry
 @click.option("--level", type=click.IntRange(1, 22), default=19, show_default=True)
 def compact(store_dir: str, namespace: str | None, size: int, level: int) -> int:
     """Train a zstd dictionary on the store and recompress every file with it."""
-    store = open_store(store_dir)
+    store = local_store(store_dir)
     check_namespace(store, namespace)
     paths = [path for path, _ in store.entries(namespace)]
     try:

@@ -185,7 +185,7 @@ def find(store_dir: str, prefix: str, namespace: str | None, occurrence: int) ->
     if occurrence not in occurrences:
         have = ", ".join(map(str, sorted(occurrences)))
         raise click.UsageError(f"{fp[:12]} has no occurrence {occurrence} (it has {have})")
-    return read_entry(occurrences[occurrence], Key(ns, fp, occurrence))
+    return read_entry(occurrences[occurrence], Key(ns, fp, occurrence), store)
 
 
 @click.command()
@@ -219,11 +219,17 @@ def show(
     if entry.error is not None:
         raise Problem(f"corrupt: {entry.path}: {entry.error.reason}")
     if raw:
-        document = json.loads(decompress(entry.path.read_bytes(), str(entry.path)))
+        data = store_bytes(store_dir, entry.path)
+        document = json.loads(decompress(data, str(entry.path)))
         click.echo(json.dumps(document, indent=2, ensure_ascii=False))
         return
     assert entry.interaction is not None
     click.echo(render_interaction(entry.interaction), nl=False)
+
+
+def store_bytes(store_dir: str, path: Path) -> bytes:
+    store = open_store(store_dir)
+    return (store.read_file(path) or b"") if store.remote else path.read_bytes()
 
 
 def _textconv(path: Path) -> str:

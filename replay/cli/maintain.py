@@ -21,7 +21,7 @@ from replay.cli import render
 from replay.cli.common import (
     check_namespace,
     dir_option,
-    open_store,
+    local_store,
     parse_age,
     read_entry,
     recorded_at,
@@ -110,7 +110,7 @@ def _unused_of(
 @click.option("--dry-run", is_flag=True, help="List what would be removed.")
 def prune(store_dir: str, reports: tuple[Path, ...], dry_run: bool) -> None:
     """Remove every interaction that none of the given reports used."""
-    store = open_store(store_dir)
+    store = local_store(store_dir)
     _remove(store, unused(store, used_keys(reports)), dry_run, "prune")
 
 
@@ -135,7 +135,7 @@ def rm(
     bad = [p for p in prefixes if not p or any(c not in "0123456789abcdef" for c in p.lower())]
     if bad:
         raise click.UsageError(f"{bad[0]!r} is not a fingerprint prefix (hex digits)")
-    store = open_store(store_dir)
+    store = local_store(store_dir)
     check_namespace(store, namespace)
     cutoff = datetime.now(UTC) - parse_age(older_than) if older_than else None
     lowered = tuple(p.lower() for p in prefixes)

@@ -11,7 +11,13 @@ import click
 
 from replay.cli import render
 from replay.cli.audit import Auditor, Finding, store_files
-from replay.cli.common import check_namespace, dir_option, json_option, namespace_option, open_store
+from replay.cli.common import (
+    check_namespace,
+    dir_option,
+    json_option,
+    local_store,
+    namespace_option,
+)
 from replay.errors import ReplayError
 
 
@@ -26,7 +32,7 @@ from replay.errors import ReplayError
 @json_option
 def verify(store_dir: str, namespace: str | None, rules: str | None, as_json: bool) -> int:
     """Check every file of a store: it decodes, its name matches, no credential is in it."""
-    store = open_store(store_dir)
+    store = local_store(store_dir)
     check_namespace(store, namespace)
     from replay.rules import load_rules  # the YAML parser only when a rules file is given
 
