@@ -196,7 +196,8 @@ class Engine:
 
     def plan(self, prepared: Prepared, fp: Fingerprint) -> Plan:
         """Count the request's occurrence, look it up, apply the rules and the mode table.
-        Runs on the event loop only."""
+        Runs on the event loop, or on a worker (a large request, a remote store's lookup):
+        the counters are taken under a lock."""
         ruleset = self.rules.current() if self.rules is not None else None
         if ruleset is not self._ruleset:
             self._adopt(ruleset)
@@ -210,8 +211,9 @@ class Engine:
                 # Answers instead of the store or upstream, on its own count: a request a
                 # rule answered (a 429 before the retry) does not shift the occurrence
                 # numbers of those that reach the store or upstream.
-                occurrence = self._rule_next.get(counter, 0)
-                self._rule_next[counter] = occurrence + 1
+                with self._lock:
+                    occurrence = self._rule_next.get(counter, 0)
+                    self._rule_next[counter] = occurrence + 1
                 key = Key(namespace, fp.hex, occurrence)
                 costly = prepared.resolved.costly or len(prepared.request.body) > INLINE_BODY
                 if verdict.answer.error is not None:
