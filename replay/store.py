@@ -40,20 +40,20 @@ _Signature = tuple[int, int, int]
 
 
 def _plain_namespace(name: str) -> str:
-    """`name` if it is a plain relative directory name, else BadNamespace.
+    """`name` if it is a relative path of plain segments (`a/b/c`), else BadNamespace.
 
-    The store's own guard against paths outside the root; user input is checked earlier and
-    more strictly (`config.check_namespace`). Refused: empty, `.`/`..` or any leading dot
-    (hidden from the store), `/`, `\\`, NUL and other control characters, over 255 characters.
+    The store's own guard against paths outside the root; user input is checked earlier
+    (`config.check_namespace`, with reasons). Refused: an empty name or segment, a segment
+    starting with `.` (`.`, `..`, hidden from the store), a leading `/`, `\\`, NUL and other
+    control characters, a segment over 255 characters.
     """
     bad = (
         not name
-        or len(name) > 255
-        or name.startswith(".")
-        or any(c in "/\\" or ord(c) < 32 or ord(c) == 127 for c in name)
+        or any(ord(c) < 32 or ord(c) == 127 or c == "\\" for c in name)
+        or any(not seg or seg[0] == "." or len(seg) > 255 for seg in name.split("/"))
     )
     if bad:
-        raise BadNamespace(f"not a plain relative namespace name: {name!r}")
+        raise BadNamespace(f"not a relative namespace of plain segments: {name!r}")
     return name
 
 
@@ -150,27 +150,38 @@ class Store:
         return Key(namespace, fp, occurrence), path
 
     def entries(self, namespace: str | None = None) -> Iterator[tuple[Path, Key]]:
-        """Every interaction file, lazily, sorted by namespace, fingerprint, occurrence.
+        """Every interaction file, lazily: namespace by namespace (a namespace before those
+        nested in it, names in sorted order), then by fingerprint and occurrence.
 
-        Only files: call `flush()` first to include pending writes. Dot-named and other
-        foreign names are skipped at every level.
+        `namespace` lists that namespace only, not those nested in it. A file belongs to the
+        namespace of its path minus the shard directory and the file name: in
+        `a/ff/ff01….0.zst` the namespace is `a`, in `a/ff/01/01….0.zst` it is `a/ff`, so a
+        segment that looks like a shard is no ambiguity. Only files: call `flush()` first to
+        include pending writes. Dot-named and other foreign names, and symlinked
+        directories, are skipped at every level.
         """
         if namespace is not None:
-            namespaces = [_plain_namespace(namespace)]
-        else:
-            namespaces = [n for n in _sorted_names(self.root) if not n.startswith(".")]
-        for ns in namespaces:
-            ns_dir = self.root / ns
-            for shard in _sorted_names(ns_dir):
-                if len(shard) != 2 or not _FINGERPRINT.fullmatch(shard):
-                    continue
-                found = []
-                for name in _sorted_names(ns_dir / shard):
-                    parsed = parse_entry_name(name)
-                    if parsed and parsed[0][:2] == shard:
-                        found.append((parsed, name))
-                for (fp, occurrence), name in sorted(found):
-                    yield ns_dir / shard / name, Key(ns, fp, occurrence)
+            yield from self._namespace_entries(_plain_namespace(namespace))
+            return
+        pending = [name for name in reversed(_subdirs(self.root)) if name[0] != "."]
+        while pending:  # depth first, without recursion: a deep tree cannot overflow
+            ns = pending.pop()
+            yield from self._namespace_entries(ns)
+            nested = reversed(_subdirs(self.root / ns))
+            pending.extend(f"{ns}/{name}" for name in nested if name[0] != ".")
+
+    def _namespace_entries(self, ns: str) -> Iterator[tuple[Path, Key]]:
+        ns_dir = self.root / ns
+        for shard in _subdirs(ns_dir):
+            if len(shard) != 2 or not _FINGERPRINT.fullmatch(shard):
+                continue
+            found = []
+            for name in _sorted_names(ns_dir / shard):
+                parsed = parse_entry_name(name)
+                if parsed and parsed[0][:2] == shard:
+                    found.append((parsed, name))
+            for (fp, occurrence), name in sorted(found):
+                yield ns_dir / shard / name, Key(ns, fp, occurrence)
 
     # --- lookups --------------------------------------------------------------------------
 
@@ -493,6 +504,16 @@ def _fsync_dir(directory: Path) -> None:
 
 def _signature(st: os.stat_result) -> _Signature:
     return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _subdirs(directory: Path) -> list[str]:
+    """The names of the directories in `directory` (symlinks not followed), sorted."""
+    try:
+        with os.scandir(directory) as it:
+            found = [e.name for e in it if e.is_dir(follow_symlinks=False)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(found)
 
 
 def _sorted_names(directory: Path) -> list[str]:
