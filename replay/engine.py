@@ -19,10 +19,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from replay import __version__
 from replay.answers import Maker, interruption, log_miss, with_rules
 from replay.config import Mode, Settings, check_namespace
+from replay.control import OutcomeWindow
 from replay.errors import BadNamespace, ConfigError
 from replay.fingerprint import FINGERPRINT_VERSION, Fingerprint, FingerprintPolicy, fingerprint
 from replay.models import (
@@ -82,6 +84,7 @@ class Engine:
         self.planner = Planner(settings.speed)
         self.report = ReportWriter(settings.report) if settings.report else None
         self.tally = Tally()
+        self.window = OutcomeWindow()  # the control endpoint's outcomes (see below)
         self._next: dict[tuple[str, str], int] = {}
         self._given_back: dict[tuple[str, str], list[int]] = {}
         self._rule_next: dict[tuple[str, str], int] = {}
@@ -316,6 +319,31 @@ class Engine:
         except Exception:
             logger.exception("replay: could not store %s", self._url(plan))
 
+    # --- the control endpoint (issue #10: replay/control.py, used by the pytest plugin) --
+
+    def reset_counters(self, namespace: str | None = None) -> int:
+        """Occurrence counting starts again at 0 for `namespace` (every namespace if None):
+        its next request of each kind is occurrence 0, as at the start of a run. Returns how
+        many fingerprints had a count. Record mode's clean-up at a stop is not affected."""
+        dropped: set[tuple[str, str]] = set()
+        for counters in (self._next, self._given_back, self._rule_next):
+            for counter in [c for c in counters if namespace is None or c[0] == namespace]:
+                del counters[counter]
+                dropped.add(counter)
+        return len(dropped)
+
+    def control_state(self) -> dict[str, Any]:
+        """The settings a control client may want to see, and the namespace in force."""
+        s = self.settings
+        return {
+            "namespace": s.cassette or DEFAULT_NAMESPACE,
+            "mode": s.mode.value,
+            "miss": s.miss.value,
+            "dir": s.dir,
+            "speed": s.speed,
+            "rules": s.rules,
+        }
+
     # --- the run ------------------------------------------------------------------------
 
     def settle(
@@ -348,6 +376,7 @@ class Engine:
             nearest=_near(nearest),
         )
         self.tally.add(line)
+        self.window.add(line, started)
         if self.report is not None:
             self.report.write(line)
 
