@@ -185,10 +185,13 @@ class ReplayPlugin:
                 pytrace=False,
             )
         cassette = kwargs.get("cassette")
+        problem = None
         try:
             namespace = check_namespace(cassette) if cassette else namespace_for(item.nodeid)
         except ConfigError as e:
-            pytest.fail(f"@pytest.mark.replay cassette: {e}", pytrace=False)
+            problem = f"@pytest.mark.replay cassette: {e}"
+        if problem is not None:
+            pytest.fail(problem, pytrace=False)
         attached = self.option("proxy") or os.environ.get("REPLAY_PROXY")
         # A proxy we started gets the session's value back after a marked test; an attached
         # proxy keeps its own unless the command line, the ini file or the marker says.
@@ -211,11 +214,14 @@ class ReplayPlugin:
             return
         settings = self.settings_for(item)
         proxy = self.session_proxy()
+        problem = None
         try:
             mode = settings.mode or str(proxy.state().get("mode", "replay"))
             proxy.switch(settings)
         except ReplayError as e:
-            pytest.fail(f"replay: {e}", pytrace=False)
+            problem = f"replay: {e}"
+        if problem is not None:
+            pytest.fail(problem, pytrace=False)
         state = item.stash[_STATE] = _TestState(settings, mode)
         if not self.everywhere:
             proxy.export()

@@ -74,17 +74,20 @@ class SessionProxy:
         timeout: float = 30.0,
     ) -> SessionProxy:
         """Start mitmdump with the addon and `options` (`replay_*` name → value), extra
-        addon `scripts` and further `--set` pairs `extra` (they win: they come last)."""
+        addon `scripts` and further options `extra` (they win over `options`)."""
         workdir = Path(tempfile.mkdtemp(prefix="replay-pytest-"))
         args = ["-s", str(ADDON_SCRIPT)]
         for script in scripts:
             args += ["-s", script]
-        for name, value in [*options.items(), ("flow_detail", "0"), *extra]:
+        # One --set per option: mitmproxy refuses an option given twice (and, for an addon's
+        # option, says nothing and never starts).
+        for name, value in {**options, "flow_detail": "0", **dict(extra)}.items():
             args += ["--set", f"{name}={value}"]
         try:
             process = ProxyProcess.start(args, workdir / "mitmdump.log", timeout=timeout)
         except ReplayError as e:
-            raise SessionProxyError(f"{e} (log: {workdir / 'mitmdump.log'})") from None
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise SessionProxyError(str(e)) from None
         confdir = dict(extra).get("confdir", "~/.mitmproxy")
         ca = Path(os.path.expanduser(confdir)) / CA_CERT
         try:
@@ -106,9 +109,12 @@ class SessionProxy:
         except OSError as e:
             shutil.rmtree(workdir, ignore_errors=True)
             raise SessionProxyError(f"--replay-ca {ca}: {e.strerror}") from None
-        proxy = cls(url.rstrip("/"), {}, None, workdir)
-        proxy.env = proxy_env(proxy.url, bundle)
-        proxy.control("GET", "/")  # fails early, with a clear line, if it is not there
+        proxy = cls(url.rstrip("/"), proxy_env(url.rstrip("/"), bundle), None, workdir)
+        try:
+            proxy.control("GET", "/")  # fails early, with a clear line, if it is not there
+        except SessionProxyError:
+            proxy.close()
+            raise
         return proxy
 
     # --- the environment ----------------------------------------------------------------
