@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
@@ -37,6 +38,8 @@ STRICT_OUTCOMES = ("miss", "synthetic", "forwarded", "error")
 its cassette."""
 CA_CERT = "mitmproxy-ca-cert.pem"
 CONTROL_TIMEOUT = 30.0
+CA_WAIT = 10.0
+"""Seconds to wait for mitmdump to write the CA of a new confdir."""
 
 
 class SessionProxyError(ReplayError):
@@ -90,6 +93,11 @@ class SessionProxy:
             raise SessionProxyError(str(e)) from None
         confdir = dict(extra).get("confdir", "~/.mitmproxy")
         ca = Path(os.path.expanduser(confdir)) / CA_CERT
+        # A new confdir gets its CA while mitmdump starts, and the file may land just
+        # after the proxy said it is ready.
+        deadline = time.monotonic() + CA_WAIT
+        while not ca.is_file() and time.monotonic() < deadline:
+            time.sleep(0.05)
         try:
             bundle = write_bundle(workdir, ca)
         except OSError as e:
