@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 from pathlib import Path
 
 import pytest
+from support import docblocks
 from support.proxy import ProxyFactory, subprocess_env
 
 pytestmark = pytest.mark.e2e
@@ -15,10 +15,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def readme_control_block() -> str:
-    section = README.read_text().split("### The control endpoint", 1)[1]
-    match = re.search(r"^```sh\n(.*?)^```$", section, re.MULTILINE | re.DOTALL)
-    assert match, "no sh block under the control endpoint section"
-    return match.group(1)
+    return docblocks.block(README, "### The control endpoint", "sh")
 
 
 def test_readme_commands_switch_the_namespace_and_read_the_outcomes(

@@ -3,11 +3,11 @@ snippet kept equal to the client that tests/e2e/test_node.py runs."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 from pathlib import Path
 
 import pytest
+from support import docblocks
 from support.proxy import ProxyFactory, subprocess_env
 
 pytestmark = pytest.mark.e2e
@@ -16,10 +16,7 @@ DOC = ROOT / "docs" / "languages.md"
 
 
 def block(heading: str, lang: str) -> str:
-    section = DOC.read_text().split(heading, 1)[1].split("\n## ", 1)[0]
-    match = re.search(rf"^```{lang}\n(.*?)^```$", section, re.MULTILINE | re.DOTALL)
-    assert match, f"no {lang} block under {heading!r}"
-    return match.group(1)
+    return docblocks.block(DOC, heading, lang)
 
 
 def test_the_curl_command_goes_through_the_proxy(
