@@ -44,7 +44,6 @@ _STATE = pytest.StashKey["_TestState"]()
 @dataclass
 class _TestState:
     settings: TestSettings
-    mode: str
     exported: bool = False
     failed: bool = False
     outcomes: list[ReportLine] | None = None
@@ -119,6 +118,9 @@ class ReplayPlugin:
         self.everywhere = bool(config.getoption("replay") or config.getini("replay"))
         self.proxy: SessionProxy | None = None
         self.failure: str | None = None
+        self.attached: dict[str, Any] = {}
+        """An attached proxy's own mode, miss policy and rules, given back after a test
+        whose marker changed them."""
         self.recorded: dict[str, set[tuple[str, int]]] = {}
         self.spoiled: set[str] = set()
         """Namespaces recorded by a test that failed: their old recordings are kept."""
@@ -156,7 +158,9 @@ class ReplayPlugin:
         url = self.option("proxy") or os.environ.get("REPLAY_PROXY")
         if url:
             ca = self.option("ca") or os.path.join("~", ".mitmproxy", CA_CERT)
-            return SessionProxy.attach(url, Path(os.path.expanduser(ca)))
+            proxy = SessionProxy.attach(url, Path(os.path.expanduser(ca)))
+            self.attached = proxy.state()
+            return proxy
         options = {
             "replay_mode": self.option("mode", "replay"),
             "replay_miss": self.option("miss", "synthetic"),
@@ -174,7 +178,8 @@ class ReplayPlugin:
         given = {k: v for k, v in options.items() if v is not None}
         return SessionProxy.start(given, scripts, extra)
 
-    def settings_for(self, item: pytest.Item) -> TestSettings:
+    def marker_for(self, item: pytest.Item) -> tuple[str, dict[str, Any]]:
+        """The test's namespace and its marker's arguments, checked (a failed setup if bad)."""
         marker = item.get_closest_marker("replay")
         kwargs: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
         unknown = set(kwargs) - {"cassette", "mode", "rules", "miss"}
@@ -192,16 +197,18 @@ class ReplayPlugin:
             problem = f"@pytest.mark.replay cassette: {e}"
         if problem is not None:
             pytest.fail(problem, pytrace=False)
-        attached = self.option("proxy") or os.environ.get("REPLAY_PROXY")
-        # A proxy we started gets the session's value back after a marked test; an attached
-        # proxy keeps its own unless the command line, the ini file or the marker says.
-        mode = kwargs.get("mode") or self.option("mode", None if attached else "replay")
-        miss = kwargs.get("miss") or self.option("miss", None if attached else "synthetic")
+        return namespace, kwargs
+
+    def settings_for(self, namespace: str, kwargs: dict[str, Any]) -> TestSettings:
+        """What the test asks of the proxy. After a marked test, the next one gets the
+        session's values back: the command line's or the ini file's, else the defaults (a
+        proxy we started) or the proxy's own (an attached one, as it was at the start)."""
+        own = self.attached
+        mode = kwargs.get("mode") or self.option("mode", own.get("mode")) or "replay"
+        miss = kwargs.get("miss") or self.option("miss", own.get("miss")) or "synthetic"
         rules = kwargs.get("rules")
         rules = str(self.config.rootpath / rules) if rules else self.path_option("rules")
-        if rules is None and not attached:
-            rules = ""
-        return TestSettings(namespace, mode, miss, rules)
+        return TestSettings(namespace, mode, miss, rules if rules else own.get("rules") or "")
 
     # --- each test ------------------------------------------------------------------------
 
@@ -212,17 +219,17 @@ class ReplayPlugin:
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         if not self.active(item):
             return
-        settings = self.settings_for(item)
+        namespace, kwargs = self.marker_for(item)
         proxy = self.session_proxy()
+        settings = self.settings_for(namespace, kwargs)
         problem = None
         try:
-            mode = settings.mode or str(proxy.state().get("mode", "replay"))
             proxy.switch(settings)
         except ReplayError as e:
             problem = f"replay: {e}"
         if problem is not None:
             pytest.fail(problem, pytrace=False)
-        state = item.stash[_STATE] = _TestState(settings, mode)
+        state = item.stash[_STATE] = _TestState(settings)
         if not self.everywhere:
             proxy.export()
             state.exported = True
@@ -262,7 +269,7 @@ class ReplayPlugin:
             if state is not None and self.proxy is not None:
                 if state.exported:
                     self.proxy.restore()
-                if state.mode == Mode.RECORD and self.proxy.process is not None:
+                if state.settings.mode == Mode.RECORD and self.proxy.process is not None:
                     self._note_recorded(state)
 
     def _note_recorded(self, state: _TestState) -> None:

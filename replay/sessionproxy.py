@@ -51,10 +51,10 @@ class TestSettings:
     """What one test asks of the proxy (its marker over the session's options)."""
 
     namespace: str
-    mode: str | None = None
-    miss: str | None = None
-    rules: str | None = None
-    """None: leave the proxy's value; "" for rules: no rules file."""
+    mode: str
+    miss: str
+    rules: str
+    """A path, or "" for no rules file."""
 
 
 @dataclass
@@ -170,12 +170,8 @@ class SessionProxy:
     def switch(self, test: TestSettings) -> None:
         """Send the following requests to `test.namespace`, counting from 0, with the
         test's mode, miss policy and rules; its outcomes start here."""
-        body: dict[str, Any] = {"namespace": test.namespace, "reset": True}
-        for name in ("mode", "miss", "rules"):
-            value = getattr(test, name)
-            if value is not None:
-                body[name] = value
-        self.control("POST", "/switch", body)
+        body = {"namespace": test.namespace, "reset": True, "mode": test.mode, "miss": test.miss}
+        self.control("POST", "/switch", {**body, "rules": test.rules})
 
     def outcomes(self) -> list[ReportLine]:
         """The report lines of the requests made since the last switch."""

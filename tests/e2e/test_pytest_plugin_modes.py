@@ -144,6 +144,13 @@ def test_an_attached_proxy_is_driven_through_its_control_endpoint(
 def test_ask(replay, n):
     assert chat("same question").headers["x-replay"] == "recorded"
     assert replay.proxy_url.startswith("http://127.0.0.1:")
+
+@pytest.mark.replay(mode="passthrough")
+def test_marked_passthrough():
+    assert chat("same question").headers["x-replay"] == "forwarded"
+
+def test_then_the_proxy_records_again():
+    assert chat("same question").headers["x-replay"] == "recorded"
 """
     )
     monkeypatch.setenv("REPLAY_PROXY", proxy.url)
@@ -151,9 +158,13 @@ def test_ask(replay, n):
     result = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "--replay", f"--replay-ca={ca}", timeout=120
     )
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=4)
     proxy.stop()
     recorded = sorted(p.relative_to(store).parts[:2] for p in store.rglob("*.0.zst"))
     prefix = "test_an_attached_proxy_is_driven_through_its_control_endpoint"
-    assert recorded == [(prefix, "test_ask[1]"), (prefix, "test_ask[2]")]
+    assert recorded == [
+        (prefix, "test_ask[1]"),
+        (prefix, "test_ask[2]"),
+        (prefix, "test_then_the_proxy_records_again"),
+    ]
     assert not list(store.rglob("*.1.zst"))  # each test counted from 0
