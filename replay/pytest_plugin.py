@@ -151,7 +151,7 @@ class ReplayPlugin:
         if self.proxy is None:
             pytest.fail(self.failure or "replay: no proxy", pytrace=False)
         if self.everywhere:
-            self.proxy.export()
+            self.proxy.export()  # for the rest of the session
         return self.proxy
 
     def _open(self) -> SessionProxy:

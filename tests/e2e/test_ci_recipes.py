@@ -26,7 +26,7 @@ from support.certs import TestCerts
 from support.fake_upstream import FakeUpstream
 from support.proxy import PIN_HOSTS_SCRIPT, subprocess_env
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]  # several pytest runs each
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "ci.md"
 APP_TEST = """

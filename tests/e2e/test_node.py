@@ -19,7 +19,7 @@ import pytest
 from support.fake_upstream import FakeUpstream
 from support.proxy import ProxyFactory, subprocess_env
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]  # npm ci the first time
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "tests" / "node"
 BUILD = ROOT / "build" / "node"

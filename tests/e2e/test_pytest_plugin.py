@@ -13,7 +13,7 @@ from support.certs import TestCerts
 from support.fake_upstream import FakeUpstream
 from support.proxy import PIN_HOSTS_SCRIPT
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]  # several pytest runs each
 pytest_plugins = ["pytester"]
 
 SUITE = '''

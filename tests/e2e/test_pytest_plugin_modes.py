@@ -10,7 +10,7 @@ from support.certs import TestCerts
 from support.fake_upstream import FakeUpstream
 from support.proxy import ProxyFactory
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]  # a pytest run each
 pytest_plugins = ["pytester"]
 
 CHAT = """
