@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PORT ?= 8080
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-unit test-e2e lint typecheck bench compat cassettes clean
+.PHONY: install run test test-unit test-e2e lint typecheck bench compat compat-frameworks cassettes clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { sh tools/find-python.sh >/dev/null; exit 1; }
@@ -21,8 +21,8 @@ run: $(STAMP)
 	@$(BIN)/python tools/run_demo.py --port $(PORT)
 
 test: $(STAMP)
-	$(BIN)/ruff check replay addons tests bench tools
-	$(BIN)/ruff format --check replay addons tests bench tools
+	$(BIN)/ruff check replay addons tests bench tools compat
+	$(BIN)/ruff format --check replay addons tests bench tools compat
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
@@ -33,8 +33,8 @@ test-e2e: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m e2e
 
 lint: $(STAMP)
-	$(BIN)/ruff check replay addons tests bench tools
-	$(BIN)/ruff format --check replay addons tests bench tools
+	$(BIN)/ruff check replay addons tests bench tools compat
+	$(BIN)/ruff format --check replay addons tests bench tools compat
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -61,8 +61,27 @@ compat:
 	  $$venv/bin/python -m pytest -q -p no:cacheprovider $(COMPAT_TESTS); \
 	done
 
+# The framework matrix (docs/frameworks.md): LangChain, instructor, LiteLLM, pydantic-ai, the
+# OpenAI Agents SDK and LlamaIndex, each venv pinned by compat/constraints-NAME.txt, run
+# through real mitmdump proxies over an empty store. RECORD_REPLAY=1 adds the record-then-
+# replay pass. Not part of `make test`.
+FW_RUNS ?= langchain=langchain,instructor litellm=litellm agents=pydantic_ai,agents llamaindex=llamaindex
+compat-frameworks: $(STAMP)
+	@test -n "$(PYTHON)" || { sh tools/find-python.sh >/dev/null; exit 1; }
+	@set -e; runs=""; for run in $(FW_RUNS); do \
+	  name=$${run%%=*}; venv=.venv-fw-$$name; \
+	  test -x $$venv/bin/python || $(PYTHON) -m venv $$venv; \
+	  if ! cmp -s compat/constraints-$$name.txt $$venv/.installed; then \
+	    $$venv/bin/python -m pip install -q --disable-pip-version-check \
+	      -c compat/constraints-$$name.txt -r compat/requirements-$$name.txt; \
+	    cp compat/constraints-$$name.txt $$venv/.installed; \
+	  fi; \
+	  runs="$$runs $$venv=$${run#*=}"; \
+	done; \
+	$(BIN)/python compat/run_frameworks.py $$runs $(if $(RECORD_REPLAY),--record-replay)
+
 cassettes: $(STAMP)
 	$(BIN)/python tools/record_examples.py
 
 clean:
-	rm -rf $(VENV) .venv-compat-* build *.egg-info
+	rm -rf $(VENV) .venv-compat-* .venv-fw-* build *.egg-info

@@ -113,7 +113,14 @@ class Maker:
         reply = rule.reply if rule is not None else None
         params = prepared.resolved.params
         call = Call(
-            prepared.decoded, seed, key.occurrence, reply, self.session, params, prepared.body
+            prepared.decoded,
+            seed,
+            key.occurrence,
+            reply,
+            self.session,
+            params,
+            prepared.body,
+            settings.synthetic_tools,
         )
         try:
             return route.respond(call), Outcome.SYNTHETIC

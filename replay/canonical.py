@@ -12,9 +12,9 @@ layout or hashing (fingerprint.py), or anything about the store. Pure functions 
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
+import operator
 import re
 import zlib
 from collections.abc import Callable, Iterator
@@ -22,11 +22,21 @@ from dataclasses import replace
 from decimal import Decimal
 from email.message import Message
 from email.utils import collapse_rfc2231_value
+from itertools import accumulate, repeat
+from typing import TYPE_CHECKING, Protocol
 
+from replay.errors import BodyTooLarge, JsonTooDeep
 from replay.models import Request, without_headers
+
+if TYPE_CHECKING:
+    from zstandard import ZstdCompressionDict
 
 MAX_JSON_DEPTH = 256
 """JSON nested deeper than this is not treated as JSON (it is keyed as text)."""
+MAX_JSON_ITEMS = 2_000_000
+"""JSON with more `[`, `{` and `,` (outside strings) than this is not treated as JSON (it is
+keyed as text): each can cost a Python object (a Decimal is ~100 bytes), so a few MB of
+`[[],[],…]` would otherwise parse into GBs. Real request bodies stay far below it."""
 
 _JSON_WS = " \t\r\n"
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -36,65 +46,163 @@ _FRAMING_HEADERS = frozenset({"content-encoding", "content-length"})
 # -- content decoding ----------------------------------------------------------------------
 
 
-def decode_content(body: bytes, content_encoding: str | None) -> bytes:
+DEFAULT_MAX_BODY = 64 * 2**20
+"""The default cap on decoded content (`replay_max_body`): 64 MiB, far above real requests."""
+
+_PIECE = 64 * 1024
+"""Output produced per step of a capped decoder."""
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_ZSTD_RATIO = 32768
+"""zstd's worst expansion: a 4-byte RLE block that stands for 128 KiB."""
+
+
+def decode_content(
+    body: bytes, content_encoding: str | None, limit: int = DEFAULT_MAX_BODY
+) -> bytes:
     """Undo `content-encoding` (a comma list, applied in order, so undone in reverse).
 
     Knows gzip/x-gzip, deflate (zlib-wrapped or raw), br, zstd and identity. An empty body
-    stays empty. Raises ValueError naming the coding on undecodable data or an unknown coding.
+    stays empty. Raises ValueError naming the coding on undecodable data or an unknown coding,
+    and BodyTooLarge as soon as any stage's output passes `limit` bytes: decoding is
+    streamed and stops there, so a bomb never costs much more than `limit` bytes (see `unzstd`
+    for zstd's bound). The input itself is not measured against `limit`.
     """
     if not content_encoding or not body:
         return body
     codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
     for coding in reversed(codings):
-        body = _decode_one(body, coding)
+        body = _decode_one(body, coding, limit)
     return body
 
 
-def _decode_one(body: bytes, coding: str) -> bytes:
+def _decode_one(body: bytes, coding: str, limit: int) -> bytes:
     decoder = _DECODERS.get(coding)
     if decoder is None:
         raise ValueError(f"unknown content-encoding {coding!r}")
     try:
-        return decoder(body)
+        return decoder(body, limit)
+    except BodyTooLarge:
+        raise
     except Exception as e:  # each codec has its own error type (OSError, zlib.error, ...)
         raise ValueError(f"cannot decode {coding!r} content: {e}") from e
 
 
-def _inflate(body: bytes) -> bytes:
+def _identity(body: bytes, limit: int) -> bytes:
+    if len(body) > limit:
+        raise BodyTooLarge(limit)
+    return body
+
+
+class _Output:
+    """Decoded pieces and their total, refused past `limit`. A list, not a bytearray: a
+    growing bytearray's reallocations would copy the whole output, doubling the peak."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self._pieces: list[bytes] = []
+
+    @property
+    def room(self) -> int:
+        """Bytes that may still come (at least 1, so that one more proves the cap passed)."""
+        return self.limit + 1 - self.size
+
+    def add(self, piece: bytes) -> None:
+        self.size += len(piece)
+        if self.size > self.limit:
+            raise BodyTooLarge(self.limit)
+        if piece:
+            self._pieces.append(piece)
+
+    def value(self) -> bytes:
+        return self._pieces[0] if len(self._pieces) == 1 else b"".join(self._pieces)
+
+
+def _zlib_capped(body: bytes, limit: int, wbits: int, members: bool) -> bytes:
+    """Inflate with zlib's own output cap (`max_length`): never more than `limit` + 1 bytes.
+    `members`: gzip may hold several members back to back (as `gzip.decompress` reads)."""
+    out = _Output(limit)
+    rest = body
+    while rest:
+        d = zlib.decompressobj(wbits)
+        data = rest
+        while not d.eof:
+            piece = d.decompress(data, min(_PIECE, out.room))
+            out.add(piece)
+            data = d.unconsumed_tail
+            if not data and not piece:  # input used up, nothing pending, no end seen
+                raise ValueError("truncated stream")
+        rest = d.unused_data if members else b""
+        if members and not rest.strip(b"\0"):
+            break  # trailing zero padding, as gzip.decompress allows
+    return out.value()
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    return _zlib_capped(body, limit, 31, members=True)
+
+
+def _inflate(body: bytes, limit: int) -> bytes:
     try:
-        return zlib.decompress(body)
+        return _zlib_capped(body, limit, zlib.MAX_WBITS, members=False)
     except zlib.error:
         # Some clients send raw deflate (RFC 1951) without the zlib wrapper.
-        return zlib.decompress(body, -zlib.MAX_WBITS)
+        return _zlib_capped(body, limit, -zlib.MAX_WBITS, members=False)
 
 
-def _unzstd(body: bytes) -> bytes:
+def unzstd(body: bytes, limit: int, dictionary: ZstdCompressionDict | None = None) -> bytes:
+    """Every zstd frame of `body` (back to back, each may lack a content size), capped;
+    frames that name a dictionary need it as `dictionary` (`replay compact`).
+
+    Raises BodyTooLarge once the output passes `limit` bytes, ValueError on a truncated or
+    bad frame. The input is fed in slices small enough that one step cannot produce more
+    than an eighth of what is left of `limit` (zstd's worst ratio is 32768:1), so the output
+    never grows past 1.125 times `limit` (plus 2 MiB) before the check stops it. A file
+    within the cap costs twice its size for a moment (the final copy).
+    """
     import zstandard
 
-    out: list[bytes] = []
+    out = _Output(limit)
     rest = body
-    while rest:  # one decompressobj per frame; frames may lack a content size
-        dobj = zstandard.ZstdDecompressor().decompressobj()
-        out.append(bytes(dobj.decompress(rest)))
-        if not dobj.eof:
-            raise ValueError("truncated frame")
-        rest = bytes(dobj.unused_data)
-    return b"".join(out)
+    try:
+        while rest:  # one decompressobj per frame
+            if rest[:4] != _ZSTD_MAGIC:
+                raise ValueError(f"not a zstd frame at byte {len(body) - len(rest)}")
+            d = zstandard.ZstdDecompressor(dict_data=dictionary).decompressobj()
+            pos = 0
+            while not d.eof:
+                if pos >= len(rest):
+                    raise ValueError("truncated frame")
+                # one step can add at most an eighth of what is left (plus 2 MiB at the end)
+                step = min(128 * 1024, max(64, out.room // (8 * _ZSTD_RATIO)))
+                out.add(d.decompress(rest[pos : pos + step]))
+                pos += step
+            rest = bytes(d.unused_data) + rest[pos:]
+    except zstandard.ZstdError as e:
+        raise ValueError(str(e)) from None
+    return out.value()
 
 
-def _unbrotli(body: bytes) -> bytes:
+def _unbrotli(body: bytes, limit: int) -> bytes:
     import brotli  # lazily: only brotli-encoded requests pay for the import
 
-    return bytes(brotli.decompress(body))
+    d = brotli.Decompressor()
+    out = _Output(limit)
+    out.add(d.process(body, output_buffer_limit=_PIECE))
+    while not d.is_finished():
+        if d.can_accept_more_data():
+            raise ValueError("truncated stream")
+        out.add(d.process(b"", output_buffer_limit=_PIECE))
+    return out.value()
 
 
-_DECODERS: dict[str, Callable[[bytes], bytes]] = {
-    "identity": bytes,
-    "gzip": gzip.decompress,
-    "x-gzip": gzip.decompress,
+_DECODERS: dict[str, Callable[[bytes, int], bytes]] = {
+    "identity": _identity,
+    "gzip": _gunzip,
+    "x-gzip": _gunzip,
     "deflate": _inflate,
     "br": _unbrotli,
-    "zstd": _unzstd,
+    "zstd": unzstd,
 }
 
 
@@ -131,17 +239,19 @@ class _IncrementalInflate:
         return self._obj.decompress(data)
 
 
-def decoded_request(request: Request) -> Request:
+def decoded_request(request: Request, limit: int = DEFAULT_MAX_BODY) -> Request:
     """`request` with its body content-decoded and the framing headers dropped.
 
     When the body has no `content-encoding`, or cannot be decoded, the request is returned
     unchanged (an undecodable body is kept, and keyed, as the bytes that were sent).
+    Raises BodyTooLarge when the body decodes to more than `limit` bytes (a body sent
+    without a content-encoding is not measured here: the edge checks its size).
     """
     encoding = header_values(request, "content-encoding")
     if encoding is None:
         return request
     try:
-        body = decode_content(request.body, encoding)
+        body = decode_content(request.body, encoding, limit)
     except ValueError:
         return request
     return replace(request, body=body, headers=without_headers(request.headers, _FRAMING_HEADERS))
@@ -163,7 +273,7 @@ def parse_json(data: bytes) -> object | None:
     Numbers become `decimal.Decimal` (so 1, 1.0 and 1e0 are equal). Duplicate keys: the
     last one wins. None for anything else: invalid UTF-8, a leading byte-order mark, other
     top-level values, NaN/Infinity, exponents beyond Decimal's range, nesting deeper than
-    MAX_JSON_DEPTH.
+    MAX_JSON_DEPTH, more items than MAX_JSON_ITEMS.
     """
     try:
         text = data.decode("utf-8")
@@ -171,30 +281,69 @@ def parse_json(data: bytes) -> object | None:
         return None
     if text.lstrip(_JSON_WS)[:1] not in ("{", "["):
         return None
+    if json_items(data, MAX_JSON_ITEMS) > MAX_JSON_ITEMS:
+        return None  # would parse into far more memory than its size
+    if json_depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        return None  # never handed to the (recursive) parser
     try:
         value: object = json.loads(
             text, parse_float=Decimal, parse_int=Decimal, parse_constant=_reject_constant
         )
     except (ValueError, ArithmeticError, RecursionError):
         return None
-    return value if _depth_ok(value) else None
+    return value
+
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?')
+"""A JSON string, escapes included (an unterminated one runs to the end)."""
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_STEPS = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
+
+
+def _structure(data: bytes) -> bytes:
+    """`data` without its JSON strings: what is left is structure (C-speed passes only)."""
+    return _JSON_STRING.sub(b"", data) if b'"' in data else data
+
+
+def json_depth(data: bytes, stop_at: int | None = None) -> int:
+    """How deep the arrays and objects of JSON text `data` nest (0 for a scalar), without
+    parsing it and without recursion; brackets inside strings do not count.
+
+    With `stop_at`, text with no more brackets than `stop_at` is not scanned at all (cheap
+    for ordinary bodies): the result is then only a bound, itself at most `stop_at`, so
+    `json_depth(d, n) > n` exactly when `d` nests deeper than `n`."""
+    if stop_at is not None:
+        brackets = data.count(b"[") + data.count(b"{")
+        if brackets <= stop_at:
+            return brackets
+    steps = _structure(data).translate(_STEPS, _NOT_BRACKETS)  # opener 2, closer 0
+    return max(accumulate(map(operator.sub, steps, repeat(1))), default=0)
+
+
+def json_items(data: bytes, stop_at: int | None = None) -> int:
+    """How many `[`, `{` and `,` JSON text `data` holds outside strings: a bound on the
+    objects a parser makes of it (each value but the first needs one). Cheap for ordinary
+    bodies: text with no more of these bytes than `stop_at` in all is not scanned."""
+    if stop_at is not None:
+        upper = data.count(b"[") + data.count(b"{") + data.count(b",")
+        if upper <= stop_at:
+            return upper
+    rest = _structure(data)
+    return rest.count(b"[") + rest.count(b"{") + rest.count(b",")
+
+
+def check_json_depth(data: bytes, limit: int = MAX_JSON_DEPTH) -> None:
+    """Raise JsonTooDeep if JSON text `data` nests deeper than `limit`; see `json_depth`.
+
+    For the edge that accepts request bodies: a parser (the standard library's included)
+    recurses once per level, so a body nested 200,000 deep is refused here, before anything
+    parses it. Bytes that are not JSON pass if their brackets do not nest too deep."""
+    if json_depth(data, limit) > limit:
+        raise JsonTooDeep(limit)
 
 
 def _reject_constant(name: str) -> object:
     raise ValueError(f"{name} is not JSON")
-
-
-def _depth_ok(value: object) -> bool:
-    stack: list[tuple[object, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            return False
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-    return True
 
 
 def canonical_json(value: object) -> str:
@@ -209,7 +358,34 @@ def canonical_json(value: object) -> str:
     return "".join(out)
 
 
-def _encode(value: object, out: list[str]) -> None:
+def canonical_digest(value: object) -> str:
+    """The SHA-256 hex digest of `canonical_json(value)` encoded as UTF-8, computed piece by
+    piece: a request of tens of MB is never held as one more string and one more bytes."""
+    digest = _Digest()
+    _encode(value, digest)
+    return digest.hash.hexdigest()
+
+
+class _Digest:
+    """A sink for `_encode` that hashes each piece as it comes instead of keeping it."""
+
+    def __init__(self) -> None:
+        self.hash = hashlib.sha256()
+
+    def append(self, piece: str) -> None:
+        self.hash.update(piece.encode("utf-8"))
+
+
+_SLICE = 2**20
+"""Strings longer than this are escaped in slices: JSON escapes code point by code point,
+so the escaped slices joined are the escaped string."""
+
+
+class _Sink(Protocol):
+    def append(self, piece: str, /) -> None: ...
+
+
+def _encode(value: object, out: _Sink) -> None:
     if value is None:
         out.append("null")
     elif value is True:
@@ -217,7 +393,13 @@ def _encode(value: object, out: list[str]) -> None:
     elif value is False:
         out.append("false")
     elif isinstance(value, str):
-        out.append(_string(value))
+        if len(value) > _SLICE:  # a long prompt: escaped a slice at a time
+            out.append('"')
+            for start in range(0, len(value), _SLICE):
+                out.append(_string(value[start : start + _SLICE])[1:-1])
+            out.append('"')
+        else:
+            out.append(_string(value))
     elif isinstance(value, Decimal | int | float):
         out.append(canonical_number(value))
     elif isinstance(value, dict):
@@ -233,7 +415,7 @@ def _encode(value: object, out: list[str]) -> None:
         raise TypeError(f"canonical_json cannot encode {type(value).__name__}")
 
 
-def _encode_object(value: dict[object, object], out: list[str]) -> None:
+def _encode_object(value: dict[object, object], out: _Sink) -> None:
     keys = [k for k in value if isinstance(k, str)]
     if len(keys) != len(value):
         raise TypeError("canonical_json: object keys must be strings")

@@ -127,10 +127,6 @@ class ChunkServer:
             return self._ports[hash(affinity) % len(self._ports)]
         return self._ports[next(self._rotation) % len(self._ports)]
 
-    @property
-    def pending(self) -> int:
-        return len(self._jobs)
-
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         if task is not None:

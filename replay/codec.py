@@ -8,6 +8,10 @@ is: `encode` only accepts a `RedactedInteraction`, which `redact.py` alone build
 The format is described field by field in docs/format.md. A file reads by hand with
 `zstd -dc FILE | jq .`: the JSON keeps text as text (request bodies and response chunks
 that are valid UTF-8) and falls back to base64 only for bytes that are not.
+
+Dictionaries (`replay compact`): a frame that names a zstd dictionary is read with the file
+`<id>.dict` found in the file's directory or the nearest one above it (the store root);
+`encode` compresses with a dictionary when given one (`newest_dictionary(root)`).
 """
 
 from __future__ import annotations
@@ -16,12 +20,16 @@ import base64
 import binascii
 import json
 import math
+import os
 from dataclasses import replace
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import zstandard
 
-from replay.errors import CorruptEntry, FormatVersionError
+from replay.canonical import DEFAULT_MAX_BODY, MAX_JSON_ITEMS, json_items, unzstd
+from replay.errors import BodyTooLarge, CorruptEntry, FormatVersionError
 from replay.models import (
     Chunk,
     Interaction,
@@ -138,15 +146,89 @@ def dumps(document: Document) -> bytes:
         return text.encode("ascii")
 
 
-def encode(ri: RedactedInteraction, level: int = COMPRESSION_LEVEL) -> bytes:
-    """The bytes of a file holding `ri`: one zstd frame (with checksum) of UTF-8 JSON.
+def encode(
+    ri: RedactedInteraction,
+    level: int = COMPRESSION_LEVEL,
+    dictionary: zstandard.ZstdCompressionDict | None = None,
+    limit: int | None = None,
+) -> bytes:
+    """The bytes of a file holding `ri`: one zstd frame (with checksum) of UTF-8 JSON,
+    compressed with `dictionary` if given (its id is then in the frame header).
 
-    Raises ValueError for values JSON cannot hold (a NaN time, say).
+    Raises ValueError for values JSON cannot hold (a NaN time, say), and for a document
+    larger than `limit` bytes (a file `decode` would refuse with that limit).
     """
     if not isinstance(ri, RedactedInteraction):
         raise TypeError(f"encode() takes a RedactedInteraction, not {type(ri).__name__}")
-    compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
-    return compressor.compress(dumps(to_document(ri.interaction)))
+    document = dumps(to_document(ri.interaction))
+    if limit is not None and len(document) > limit:
+        raise ValueError(
+            f"its document is {len(document)} bytes, more than replay_max_body ({limit})"
+        )
+    compressor = zstandard.ZstdCompressor(level=level, write_checksum=True, dict_data=dictionary)
+    return compressor.compress(document)
+
+
+# --- dictionaries (`replay compact`) ------------------------------------------------------
+
+DICTIONARY_SUFFIX = ".dict"
+_DICTIONARY_LEVELS = 16
+"""How many directories above a file are searched for its dictionary."""
+
+
+def dictionary_name(dict_id: int) -> str:
+    return f"{dict_id}{DICTIONARY_SUFFIX}"
+
+
+@lru_cache(maxsize=8)
+def _load_dictionary(path: str, signature: tuple[int, int]) -> zstandard.ZstdCompressionDict:
+    with open(path, "rb") as f:
+        return zstandard.ZstdCompressionDict(f.read())
+
+
+def load_dictionary(path: str | Path) -> zstandard.ZstdCompressionDict:
+    """The dictionary in file `path` (cached while the file is unchanged); OSError."""
+    st = os.stat(path)
+    return _load_dictionary(str(path), (st.st_mtime_ns, st.st_size))
+
+
+def find_dictionary(dict_id: int, path: str) -> zstandard.ZstdCompressionDict | None:
+    """Dictionary `dict_id` for the file at `path`: `<id>.dict` in its directory or the
+    nearest directory above that has one; None if there is none."""
+    directory = os.path.dirname(os.path.abspath(path))
+    for _ in range(_DICTIONARY_LEVELS):
+        candidate = os.path.join(directory, dictionary_name(dict_id))
+        try:
+            found = load_dictionary(candidate)
+        except OSError:
+            found = None
+        if found is not None and found.dict_id() == dict_id:
+            return found
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            break
+        directory = parent
+    return None
+
+
+def newest_dictionary(root: str | Path) -> zstandard.ZstdCompressionDict | None:
+    """The most recently written `*.dict` at the store root (what new files use), or None."""
+    try:
+        names = [n for n in os.listdir(root) if n.endswith(DICTIONARY_SUFFIX)]
+    except OSError:
+        return None
+    stamped = []
+    for name in names:
+        try:
+            stamped.append((os.stat(os.path.join(root, name)).st_mtime_ns, name))
+        except OSError:
+            continue
+    for _, name in sorted(stamped, reverse=True):
+        try:
+            return load_dictionary(os.path.join(root, name))
+        except (OSError, zstandard.ZstdError):
+            continue
+    return None
 
 
 # --- bytes -> document -> Interaction ----------------------------------------------------
@@ -156,40 +238,45 @@ class _Invalid(Exception):
     """A document field is missing or has the wrong type; the message names the field."""
 
 
-def decompress(data: bytes, path: str = "<bytes>") -> bytes:
-    """The content of a zstd file (one frame or several back to back), or CorruptEntry."""
+def decompress(data: bytes, path: str = "<bytes>", limit: int = DEFAULT_MAX_BODY) -> bytes:
+    """The content of a zstd file (one frame or several back to back), or CorruptEntry.
+
+    Decompression is streamed and stops once the content passes `limit` bytes (a "bomb":
+    reported as a CorruptEntry like any bad file); see `canonical.unzstd` for the bound.
+    """
     if data[:4] != _ZSTD_MAGIC:
         raise CorruptEntry(path, "not a zstd frame")
     try:
         dict_id = zstandard.get_frame_parameters(data).dict_id
     except zstandard.ZstdError as exc:
         raise CorruptEntry(path, f"bad zstd frame header: {exc}") from None
+    dictionary = None
     if dict_id:
-        # TODO(replay compact): look the dictionary up beside the file (docs/format.md).
-        raise CorruptEntry(path, f"compressed with zstd dictionary {dict_id}, none loaded")
-    out: list[bytes] = []
-    rest = data
+        dictionary = find_dictionary(dict_id, path)
+        if dictionary is None:
+            reason = f"compressed with zstd dictionary {dict_id}: no {dictionary_name(dict_id)}"
+            raise CorruptEntry(path, reason + " in its directory or above")
     try:
-        while rest:
-            if rest[:4] != _ZSTD_MAGIC:
-                raise CorruptEntry(path, f"not a zstd frame at byte {len(data) - len(rest)}")
-            d = zstandard.ZstdDecompressor().decompressobj()
-            out.append(d.decompress(rest))
-            if not d.eof:
-                raise CorruptEntry(path, "truncated zstd frame")
-            rest = d.unused_data
-    except zstandard.ZstdError as exc:
+        return unzstd(data, limit, dictionary)
+    except BodyTooLarge:
+        raise CorruptEntry(
+            path, f"decompresses to more than {limit} bytes (replay_max_body)"
+        ) from None
+    except ValueError as exc:
         raise CorruptEntry(path, f"zstd: {exc}") from None
-    return b"".join(out)
 
 
-def decode(data: bytes, path: str = "<bytes>") -> Interaction:
+def decode(data: bytes, path: str = "<bytes>", limit: int = DEFAULT_MAX_BODY) -> Interaction:
     """The interaction in a file's bytes.
 
-    Raises CorruptEntry(path, reason) when the bytes are not zstd, not UTF-8 JSON, or not a
-    valid document, and FormatVersionError for an llm-replay document of an unknown version.
+    Raises CorruptEntry(path, reason) when the bytes are not zstd, decompress to more than
+    `limit` bytes, are not UTF-8 JSON, hold more than MAX_JSON_ITEMS items (a document
+    made to parse into GBs: a real one has a few per chunk), or are not a valid document,
+    and FormatVersionError for an llm-replay document of an unknown version.
     """
-    raw = decompress(data, path)
+    raw = decompress(data, path, limit)
+    if json_items(raw, MAX_JSON_ITEMS) > MAX_JSON_ITEMS:
+        raise CorruptEntry(path, f"not a cassette: more than {MAX_JSON_ITEMS} JSON items")
     try:
         document = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError as exc:

@@ -1,7 +1,8 @@
 """The single source of truth for replay's options, and their validation.
 
-Owns OPTION_SPECS (name, mitmproxy typespec, default, help, choices), the Mode and MissPolicy
-enums, and `Settings.from_options`, which turns raw option values into checked settings.
+Owns OPTION_SPECS (name, mitmproxy typespec, default, help, choices), the Mode, MissPolicy
+and SyntheticTools enums, and `Settings.from_options`, which turns raw option values into
+checked settings.
 The addon registers its options from OPTION_SPECS, the README's table is checked against it.
 Imports nothing of replay but errors; knows nothing of mitmproxy.
 """
@@ -38,6 +39,15 @@ class MissPolicy(StrEnum):
     SYNTHETIC = "synthetic"
     ERROR = "error"
     FORWARD = "forward"
+
+
+class SyntheticTools(StrEnum):
+    """When a synthetic answer calls a tool the request offers."""
+
+    AUTO = "auto"
+    """Unless the request forbids it, until a tool result follows the last user message."""
+    FORCED = "forced"
+    """Only when the request forces a tool call."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,15 +121,43 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         "In auto mode, also store non-2xx answers (record mode always stores what came).",
     ),
     OptionSpec(
+        "replay_synthetic_tools",
+        str,
+        "auto",
+        "When a synthetic answer calls an offered tool: auto (as a model would: unless the "
+        "request forbids it, one tool round per user message, then text), forced (only when "
+        "the request forces a tool call).",
+        tuple(t.value for t in SyntheticTools),
+    ),
+    OptionSpec(
         "replay_pacer_ports",
         int,
         16,
         "Loopback ports of the chunk server that paces replayed streams (each client "
         "connection may hold 5 connections per port).",
     ),
+    OptionSpec(
+        "replay_max_body",
+        int,
+        64 * 2**20,
+        "The largest decoded request body and the largest decoded cassette file, in bytes "
+        "(64 MiB by default). A larger request is refused with 413 and never stored; a "
+        "larger file is reported as corrupt (a miss).",
+    ),
+    OptionSpec(
+        "replay_strict",
+        bool,
+        False,
+        "End the proxy with exit code 1 if anything it handled was a miss, a synthetic answer, "
+        "a forward or an error (the summary at the stop lists them): for mitmdump in CI.",
+    ),
 )
 
 OPTION_NAMES = frozenset(spec.name for spec in OPTION_SPECS)
+
+MIN_MAX_BODY = 1024
+MAX_MAX_BODY = 2**40
+"""The bounds of `replay_max_body` (1 KiB .. 1 TiB)."""
 
 _IGNORE_SEGMENT = re.compile(r"^(\*|[^.*\s]+)$")
 
@@ -212,7 +250,11 @@ class Settings:
     """Empty means the default set of LLM hosts and paths."""
     report: str | None = None
     record_errors: bool = False
+    synthetic_tools: SyntheticTools = SyntheticTools.AUTO
     pacer_ports: int = 16
+    max_body: int = 64 * 2**20
+    """`replay_max_body`: the cap on decoded request bodies and cassette files, bytes."""
+    strict: bool = False
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> Settings:
@@ -236,9 +278,27 @@ class Settings:
                 check_namespace(cassette)
             except ConfigError as e:
                 raise ConfigError(f"replay_cassette: {e}") from None
+        tools = values["replay_synthetic_tools"]
+        if tools not in SyntheticTools.__members__.values():
+            raise ConfigError(
+                f"replay_synthetic_tools: {tools!r} is not one of "
+                f"{', '.join(t.value for t in SyntheticTools)}"
+            )
         ports = values["replay_pacer_ports"]
         if not isinstance(ports, int) or not 1 <= ports <= 256:
             raise ConfigError(f"replay_pacer_ports: {ports!r} must be between 1 and 256")
+        max_body = values["replay_max_body"]
+        if isinstance(max_body, str) and max_body.strip().isdigit():
+            max_body = int(max_body)  # a config.yaml may spell it as a string
+        if (
+            isinstance(max_body, bool)
+            or not isinstance(max_body, int)
+            or not MIN_MAX_BODY <= max_body <= MAX_MAX_BODY
+        ):
+            raise ConfigError(
+                f"replay_max_body: {max_body!r} must be a number of bytes between "
+                f"{MIN_MAX_BODY} and {MAX_MAX_BODY}"
+            )
         return cls(
             mode=Mode(mode),
             miss=MissPolicy(miss),
@@ -250,5 +310,8 @@ class Settings:
             hosts=_comma_list(values["replay_hosts"]),
             report=values["replay_report"] or None,
             record_errors=bool(values["replay_record_errors"]),
+            synthetic_tools=SyntheticTools(tools),
             pacer_ports=ports,
+            max_body=max_body,
+            strict=bool(values["replay_strict"]),
         )

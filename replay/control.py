@@ -55,6 +55,9 @@ class OutcomeWindow:
         self._lines: deque[ReportLine] = deque(maxlen=limit)
         self.started = time.monotonic()
         self.dropped = 0
+        self.watching = False
+        """True once a control client switched: until then no line is wanted (and the
+        engine builds none for a hit without a report)."""
 
     def start(self) -> None:
         """Begin a new window: earlier lines are forgotten."""
@@ -62,6 +65,7 @@ class OutcomeWindow:
             self._lines.clear()
             self.started = time.monotonic()
             self.dropped = 0
+            self.watching = True
 
     def add(self, line: ReportLine, started: float) -> None:
         """Keep `line` if its request (begun at monotonic time `started`) is of this window:

@@ -1,8 +1,11 @@
 """What a chat request says, whatever the provider: the last user text and tool results.
 
-Owns two readers over a decoded JSON request body, used by the rules file's
-`last_user_message` and `tool_result` matches: `last_user_text` and `has_tool_result`. The
-body's keys tell the shapes apart, never the path:
+Owns the readers over a decoded JSON request body: `last_user_text` and `has_tool_result`
+(the rules file's `last_user_message` and `tool_result` matches, and the synthetic tool
+policy), `system_text` (the instructions: system and developer messages, Anthropic's and
+Ollama's `system`, Gemini's `systemInstruction`, the Responses `instructions`) and
+`called_tools` (the names of the tools the model called so far). The body's keys tell the
+shapes apart, never the path:
 
 - `messages`: OpenAI chat completions, Anthropic messages and Ollama `/api/chat` alike
   (content a string or a list of parts/blocks with `text`; tool results are `role: "tool"`
@@ -35,6 +38,7 @@ _TOOL_ROLES = frozenset({"tool", "function"})
 _MODEL_ROLES = frozenset({"assistant", "model"})
 _TEXT_PART_TYPES = frozenset({"text", "input_text"})
 _MODEL_ITEM_TYPES = frozenset({"function_call", "reasoning", "custom_tool_call"})
+_SYSTEM_ROLES = frozenset({"system", "developer"})
 
 
 def last_user_text(body: object) -> str | None:
@@ -79,6 +83,60 @@ def has_tool_result(body: object) -> bool:
     else:
         return False
     return any(_is_tool_result(message) for message in turn)
+
+
+def system_text(body: object) -> str | None:
+    """The instructions of a request body (every system or developer text, joined with
+    newlines), or None when it has none."""
+    if not isinstance(body, Mapping):
+        return None
+    texts: list[str] = []
+    for key in ("system", "instructions", "systemInstruction", "system_instruction"):
+        if key in body:
+            text = _text_of(body[key])
+            if text is not None:
+                texts.append(text)
+    for key in ("messages", "input"):
+        for message in _list(body.get(key)):
+            if isinstance(message, Mapping) and _role(message, None) in _SYSTEM_ROLES:
+                text = _text_of(message.get("content"))
+                if text is not None:
+                    texts.append(text)
+    return "\n".join(texts) if texts else None
+
+
+def called_tools(body: object) -> set[str]:
+    """The names of the tools the model called anywhere in a request body's conversation."""
+    if not isinstance(body, Mapping):
+        return set()
+    names: set[str] = set()
+    for message in (
+        *_list(body.get("messages")),
+        *_list(body.get("contents")),
+        *_list(body.get("input")),
+    ):
+        if isinstance(message, Mapping):
+            names.update(_calls_in(message))
+    return names
+
+
+def _calls_in(message: Mapping[str, Any]) -> Iterator[str]:
+    if message.get("type") == "function_call":  # a Responses item
+        name = message.get("name")
+        if isinstance(name, str):
+            yield name
+    for call in _list(message.get("tool_calls")):  # OpenAI chat, Ollama
+        function = call.get("function") if isinstance(call, Mapping) else None
+        if isinstance(function, Mapping) and isinstance(function.get("name"), str):
+            yield function["name"]
+    for part in _list(message.get("content", message.get("parts"))):
+        if not isinstance(part, Mapping):
+            continue
+        if part.get("type") == "tool_use" and isinstance(part.get("name"), str):  # Anthropic
+            yield part["name"]
+        call = part.get("functionCall", part.get("function_call"))  # Gemini
+        if isinstance(call, Mapping) and isinstance(call.get("name"), str):
+            yield call["name"]
 
 
 def _list(value: object) -> list[Any]:

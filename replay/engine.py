@@ -23,7 +23,7 @@ from typing import Any
 
 from replay import __version__
 from replay.answers import Maker, interruption, log_miss, with_rules
-from replay.config import Mode, Settings, check_namespace
+from replay.config import MissPolicy, Mode, Settings, check_namespace
 from replay.control import OutcomeWindow
 from replay.errors import BadNamespace, ConfigError
 from replay.fingerprint import FINGERPRINT_VERSION, Fingerprint, FingerprintPolicy, fingerprint
@@ -43,7 +43,7 @@ from replay.prepared import Prepared
 from replay.providers.errors import NearMiss
 from replay.recorder import Recording
 from replay.redact import redact, redacted_url
-from replay.report import ReportLine, ReportWriter, Tally
+from replay.report import NOTABLE, ReportLine, ReportWriter, Tally
 from replay.rules import RuleSet, RulesFile, SyntheticPacing, Verdict
 from replay.store import Store
 
@@ -74,7 +74,7 @@ class Engine:
         self, settings: Settings, store: Store | None = None, rules: RulesFile | None = None
     ) -> None:
         self.settings = settings
-        self.store = store if store is not None else Store(settings.dir)
+        self.store = store if store is not None else Store(settings.dir, max_body=settings.max_body)
         if rules is None and settings.rules:
             rules = RulesFile(settings.rules)
         self.rules = rules
@@ -107,10 +107,11 @@ class Engine:
         if settings.dir != old.dir:
             self._committer.submit(lambda: None).result()
             self._finish_store()
-            self.store = Store(settings.dir)
+            self.store = Store(settings.dir, max_body=settings.max_body)
             self._next.clear()
             self._given_back.clear()
             self._recorded.clear()
+        self.store.max_body = settings.max_body
         if settings.rules != old.rules:
             self.rules = rules
             self._ruleset = rules.current() if rules is not None else None
@@ -155,10 +156,25 @@ class Engine:
         except ConfigError as e:
             raise BadNamespace(f"x-replay-cassette: {e}") from None
 
+    def realtime_refusal(self, request: Request) -> str | None:
+        """Why a WebSocket upgrade (a realtime API) is refused, or None to let it through.
+
+        Realtime traffic is not recorded: passthrough, record and auto forward it untouched;
+        replay mode never contacts a provider, so it refuses, unless `replay_miss=forward`."""
+        s = self.settings
+        if s.mode is not Mode.REPLAY or s.miss is MissPolicy.FORWARD:
+            return None
+        return (
+            f"replay: realtime (WebSocket) traffic to {request.host} is not recorded, and "
+            "replay mode never contacts the provider; use replay_mode=passthrough, or "
+            "replay_miss=forward to let it through"
+        )
+
     def prepare(self, request: Request, namespace: str) -> tuple[Prepared, Fingerprint]:
-        """Decode, parse and route the request, and key it (thread-safe: a large request
-        is prepared on a worker thread)."""
-        prepared = Prepared(request, namespace)
+        """Decode, parse and route the request, and key it (thread-safe: a large or
+        content-encoded request is prepared on a worker thread). Raises BodyTooLarge past
+        `replay_max_body` (decoded), JsonTooDeep for JSON no parser should recurse into."""
+        prepared = Prepared(request, namespace, self.settings.max_body)
         return prepared, fingerprint(prepared.decoded, self.policy)
 
     def plan(self, prepared: Prepared, fp: Fingerprint) -> Plan:
@@ -252,6 +268,8 @@ class Engine:
             or 200 <= head.status < 300
             or self.settings.record_errors
         )
+        if record and not self.store.may_write(plan.key.namespace):
+            record = False  # another live proxy records this namespace (logged once)
         if plan.record and not record:
             self.give_back(plan)
         latency = plan.verdict.latency
@@ -271,10 +289,17 @@ class Engine:
         counter = (plan.key.namespace, plan.key.fingerprint)
         heapq.heappush(self._given_back.setdefault(counter, []), plan.key.occurrence)
 
-    def commit(self, plan: Forward, recording: Recording, ttfb: float) -> None:
+    def commit(self, plan: Forward, recording: Recording, ttfb: float) -> str | None:
         """Store a recording, redacted (marked incomplete when its answer did not end);
-        returns at once (see `flush`)."""
+        returns at once (see `flush`). Returns why it is not stored, if it is not: a request
+        and answer larger together than `replay_max_body` could never be read back."""
         assert recording.head is not None
+        size = len(plan.prepared.decoded.body) + sum(len(c.data) for c in recording.chunks)
+        if size > self.settings.max_body:
+            self.give_back(plan)
+            why = f"not stored: {size} bytes, more than replay_max_body ({self.settings.max_body})"
+            logger.warning("replay: %s %s", self._url(plan), why)
+            return why
         # The redaction patterns of the rules in force now (a reload is never read from the
         # commit thread).
         patterns = self._ruleset.settings.redact if self._ruleset is not None else ()
@@ -282,9 +307,10 @@ class Engine:
             self._committer.submit(self._commit, plan, recording, ttfb, patterns)
         except RuntimeError:  # closed: the proxy is stopping
             logger.warning("replay: %s not stored: the proxy is stopping", self._url(plan))
-            return
+            return "not stored: the proxy is stopping"
         counter = (plan.key.namespace, plan.key.fingerprint)
         self._recorded[counter] = max(self._recorded.get(counter, -1), plan.key.occurrence)
+        return None
 
     def _commit(
         self,
@@ -358,6 +384,9 @@ class Engine:
         nearest: NearMiss | None = None,
     ) -> None:
         """An exchange ended: its report line, and its place in the run's tally."""
+        if self.report is None and not self.window.watching and outcome.value not in NOTABLE:
+            self.tally.count(outcome.value)  # a hit without a report: nothing to write
+            return
         key = plan.key if plan is not None else None
         if plan is not None and plan.verdict.rules:
             applied = "rules: " + ", ".join(plan.verdict.rules)

@@ -13,7 +13,6 @@ secret), the near-miss search (it comes with #3), or where the request came from
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -91,9 +90,8 @@ def _memoised(request: Request, policy: FingerprintPolicy) -> Fingerprint:
 
 def _fingerprint(request: Request, policy: FingerprintPolicy) -> Fingerprint:
     material = _material(request, policy)
-    text = canonical.canonical_json(material)
     return Fingerprint(
-        hex=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        hex=canonical.canonical_digest(material),
         material=material,
         version=FINGERPRINT_VERSION,
     )

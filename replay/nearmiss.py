@@ -17,6 +17,13 @@ every occurrence (and every rewrite) of a fingerprint has the same one; files th
 disappear are all that can change the index. Corrupt or oversized files are skipped (a
 corrupt one is retried when it changes on disk). Pending writes are not seen until written.
 
+Nothing is read until a request of a namespace misses: the index of a namespace is built on
+its first miss, never at startup (`warm` does nothing; the store's rule is that nothing is
+read until needed). Files are read one at a time through the store's own safe reader
+(`store.read_entry`: no symlinks, only regular files, at most MAX_FILE_BYTES) and decoded
+with the store's cap (`replay_max_body`), so a "bomb" costs at most about twice that cap
+while it is read and is then skipped like any corrupt file.
+
 Memory is bounded: a request is indexed as at most MAX_ENTRY_LEAVES (path hash, value hash)
 pairs, an index holds at most MAX_LEAVES pairs and MAX_ENTRIES fingerprints in all
 (recordings beyond are not candidates; logged once per namespace) and MAX_NAMESPACES
@@ -28,7 +35,6 @@ it safe to search from the event loop while the store's writer thread adds files
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
@@ -43,7 +49,7 @@ from replay.fingerprint import FingerprintPolicy, first_difference, material
 from replay.models import DEFAULT_NAMESPACE, Request
 from replay.providers.errors import NearMiss
 from replay.redact import redacted_url
-from replay.store import Store
+from replay.store import Store, read_entry
 
 logger = logging.getLogger(__name__)
 
@@ -129,10 +135,13 @@ class NearMissIndex:
         return None
 
     def warm(self, namespace: str) -> None:
-        """Index `namespace` now (e.g. from a worker thread at startup), so that the first
-        miss does not pay for reading every file."""
-        with self._lock, contextlib.suppress(StoreError, BadNamespace):
-            self._refresh(namespace or DEFAULT_NAMESPACE)
+        """Does nothing: the index is built lazily, on a namespace's first miss.
+
+        Kept so that callers written for the eager index still work; reading every file at
+        startup broke the store's "nothing is read until needed" and let a namespace of
+        cassette bombs be decoded before any request came.
+        """
+        del namespace
 
     def __len__(self) -> int:
         """The number of indexed fingerprints (candidates), all namespaces."""
@@ -236,18 +245,17 @@ class NearMissIndex:
     def _read(self, fp: str, path: Path) -> tuple[Request | None, bool]:
         """The stored request in `path`, or (None, whether a change of the file may cure it)."""
         try:
-            if os.stat(path).st_size > MAX_FILE_BYTES:
+            if os.lstat(path).st_size > MAX_FILE_BYTES:
                 return None, False
-            data = path.read_bytes()
+            _, data = read_entry(path, self.store.max_body)
+            interaction = decode(data, str(path), self.store.max_body)
+        except CorruptEntry as exc:
+            logger.warning("near-miss: corrupt cassette %s: %s (skipped)", path, exc.reason)
+            return None, True
         except FileNotFoundError:
             return None, False
         except OSError as exc:
             logger.warning("near-miss: cannot read %s: %s (skipped)", path, exc.strerror)
-            return None, True
-        try:
-            interaction = decode(data, str(path))
-        except CorruptEntry as exc:
-            logger.warning("near-miss: corrupt cassette %s: %s (skipped)", path, exc.reason)
             return None, True
         if interaction.key.fingerprint != fp:
             logger.warning("near-miss: %s holds another fingerprint (skipped)", path)

@@ -86,11 +86,21 @@ class Tally:
         self.counts: Counter[str] = Counter()
         self.notable: list[ReportLine] = []
 
+    def count(self, outcome: str) -> None:
+        """Count an exchange that is not notable (a hit, a recording)."""
+        with self._lock:
+            self.counts[outcome] += 1
+
     def add(self, line: ReportLine) -> None:
         with self._lock:
             self.counts[line.outcome] += 1
             if line.outcome in NOTABLE and len(self.notable) < MAX_LISTED:
                 self.notable.append(line)
+
+    def notable_count(self) -> int:
+        """How many exchanges were misses, synthetic answers, forwards or errors."""
+        with self._lock:
+            return sum(self.counts[o] for o in NOTABLE)
 
     def summary(self) -> list[str]:
         """The lines logged at a clean stop: the counts, then one line per notable request."""

@@ -190,14 +190,6 @@ class RuleSet:
     def __repr__(self) -> str:
         return f"RuleSet({len(self.rules)} rules)"
 
-    def used(self, name: str) -> int:
-        """How many requests the named rule (the first of that name) has applied to; only
-        rules with `times` are counted (the others stay at 0)."""
-        for index, rule in enumerate(self.rules):
-            if rule.name == name:
-                return self._used[index]
-        raise KeyError(name)
-
     def evaluate(self, request: Request, namespace: str, body: object = _UNSET) -> Verdict:
         """What the rules say about `request` (its body already content-decoded; `body`,
         when given, is its JSON already parsed: None for a body that is not JSON).

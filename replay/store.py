@@ -1,6 +1,6 @@
 """The cassette store: one file per interaction under `<root>/<namespace>/<fp[:2]>/`.
 
-Owns the layout (`path_for`, `entries`), lookups (`get`, `get_latest`) with a small LRU of
+Owns the layout (`entry_name`, `entries`), lookups (`get`, `get_latest`) with a small LRU of
 decoded files, and writing: `put` hands a `RedactedInteraction` to one background writer
 thread that writes atomically (dot-named temp file, fsync, `os.replace`, directory fsync).
 Does not know the file format (that is `codec.py`), how fingerprints are computed, or which
@@ -8,27 +8,56 @@ occurrence a request is (the engine counts those). Nothing here raises into a re
 bad file or a failed write: both are logged and count as a miss / a dropped write.
 
 Names that are not `<fp>.<occurrence>.zst` (dotfiles, temp files, `*.dict`) are never read
-as interactions. One process writes a namespace at a time: occurrences are allocated by the
-engine of that process, so a later write of the same key replaces the file (record mode).
+as interactions. An entry is read only if it is a regular file: a symlink (never followed,
+`O_NOFOLLOW`), a FIFO or a device is reported like a corrupt file, and so is a file that
+decompresses to more than `max_body` bytes (decompression stops there).
+
+One process writes a namespace at a time: occurrences are allocated by the engine of that
+process, so a later write of the same key replaces the file (record mode). This is enforced
+by a lock beside the namespace, `<root>/.<namespace>.lock` (dot-named: never read as an
+interaction), holding the writer's pid and host as JSON. A store takes it on its first write
+into the namespace (an exclusive `flock`, which the kernel drops when the process dies, so
+the lock file of a dead process, even one killed with `kill -9`, is simply taken over) and
+releases it on `close()`. While another live process (or another Store object) holds it,
+this store refuses: one error line names the holder's pid and host, and every write of this
+run into that namespace is dropped (`put` returns False) -- it does not wait, since a
+recording split between two processes would interleave occurrences. Where `fcntl` does not
+exist (Windows) there is no lock.
+
+`remove_above` (record mode's clean-stop clean-up) deletes a file above the given occurrence
+only if this run knows its content: it wrote that file itself, or the file was already there,
+unchanged (same inode, mtime and size), when this run first wrote that fingerprint. A file
+written by anyone else since is never deleted.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import queue
 import re
 import secrets
+import socket
+import stat
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from replay.codec import decode, encode, normalize
-from replay.errors import BadNamespace, CorruptEntry, StoreError
+import zstandard
+
+from replay.canonical import DEFAULT_MAX_BODY
+from replay.codec import decode, encode, newest_dictionary, normalize
+from replay.errors import BadNamespace, CorruptEntry, StoreError, StoreLocked
 from replay.models import DEFAULT_NAMESPACE, Interaction, Key, RedactedInteraction
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no namespace lock
+    fcntl = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +125,59 @@ class _RemoveAbove:
 _Job = _Write | _RemoveAbove | None
 
 
+class _Refused(CorruptEntry):
+    """An entry not read at all (not a regular file, or too large); its signature is cached
+    with the verdict so that it is logged once per version."""
+
+    def __init__(self, path: str, reason: str, signature: _Signature) -> None:
+        super().__init__(path, reason)
+        self.signature = signature
+
+
+def max_file_bytes(max_body: int) -> int:
+    """The largest file that can hold a document of at most `max_body` bytes: zstd adds at
+    most 3 bytes a 128 KiB block, plus a frame header and checksum."""
+    return max_body + max_body // 1024 + 4096
+
+
+def read_entry(path: str | Path, max_body: int = DEFAULT_MAX_BODY) -> tuple[_Signature, bytes]:
+    """The signature and bytes of the store file `path`, read safely.
+
+    Never follows a symlink (`O_NOFOLLOW`), never blocks on a FIFO (`O_NONBLOCK`), reads only
+    a regular file and only up to `max_file_bytes(max_body)`. Raises CorruptEntry for an
+    entry it refuses, OSError (FileNotFoundError...) when the file cannot be opened.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            st = os.lstat(path)
+            if not stat.S_ISREG(st.st_mode):  # ELOOP: a symlink, refused by O_NOFOLLOW
+                raise _Refused(str(path), _not_regular(st.st_mode), _signature(st)) from None
+        raise exc from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _Refused(str(path), _not_regular(st.st_mode), _signature(st))
+        limit = max_file_bytes(max_body)
+        if st.st_size > limit:
+            reason = f"{st.st_size} bytes, larger than any file of at most {max_body} decoded"
+            raise _Refused(str(path), reason + " bytes (replay_max_body)", _signature(st))
+        data = f.read(limit + 1)
+        if len(data) > limit:  # grew since the fstat
+            raise _Refused(str(path), "grew while it was read", _signature(st))
+        return _signature(st), data
+
+
+def _not_regular(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link (store entries are never followed)"
+    if stat.S_ISDIR(mode):
+        return "a directory, not a file"
+    return "not a regular file (a device, FIFO or socket is never read)"
+
+
 def _weight(interaction: Interaction | None) -> int:
     """Rough memory cost of a cached interaction: its body bytes plus a fixed overhead."""
     if interaction is None:
@@ -106,11 +188,15 @@ def _weight(interaction: Interaction | None) -> int:
 class Store:
     """A directory of interaction files; safe to share between the loop and writer threads."""
 
-    def __init__(self, root: str | Path, cache_bytes: int = 64 * 2**20) -> None:
+    def __init__(
+        self, root: str | Path, cache_bytes: int = 64 * 2**20, max_body: int = DEFAULT_MAX_BODY
+    ) -> None:
         # Nothing touches the disk here: startup cost must not grow with the store.
         self.root = Path(root)
         self._root = str(self.root)  # string paths: pathlib costs more than a lookup
         self.cache_bytes = cache_bytes
+        self.max_body = max_body
+        """The largest decompressed file read (`replay_max_body`); larger ones are corrupt."""
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._pending: dict[Key, Interaction] = {}
@@ -122,6 +208,15 @@ class Store:
         self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._retired: threading.Thread | None = None  # a closed writer still draining
+        self._locks: dict[str, int] = {}  # namespace -> fd of its held lock file
+        self._refused: dict[str, StoreLocked] = {}  # namespaces another writer holds
+        self._logged_refusals: set[str] = set()
+        self._before: dict[tuple[str, str], dict[int, _Signature]] = {}
+        """(namespace, fp) -> its files when this run first wrote it (see remove_above)."""
+        self._wrote: dict[tuple[str, str], dict[int, _Signature]] = {}
+        """(namespace, fp) -> the files this run wrote, as written."""
+        self._dict_stamp: int | None = None
+        self._dict: zstandard.ZstdCompressionDict | None = None
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
@@ -272,7 +367,7 @@ class Store:
         once per version of the file, not on every request.
         """
         try:
-            st = os.stat(path)
+            st = os.lstat(path)
         except (FileNotFoundError, NotADirectoryError):
             return False, None
         except OSError as exc:
@@ -284,6 +379,12 @@ class Store:
                 self._cache.move_to_end(path)
                 return True, cached.interaction
             epoch = self._epoch
+        if not stat.S_ISREG(st.st_mode):  # never followed, never read; its verdict cached
+            logger.warning(
+                "corrupt cassette %s: %s (treated as a miss)", path, _not_regular(st.st_mode)
+            )
+            self._remember(path, _signature(st), None, epoch)
+            return True, None
         signature, interaction = self._read(path, key)
         if signature is None:
             return False, None  # gone between stat and open, or unreadable (logged)
@@ -292,16 +393,17 @@ class Store:
 
     def _read(self, path: str, key: Key) -> tuple[_Signature | None, Interaction | None]:
         try:
-            with open(path, "rb") as f:
-                signature = _signature(os.fstat(f.fileno()))
-                data = f.read()
+            signature, data = read_entry(path, self.max_body)
         except (FileNotFoundError, NotADirectoryError):
             return None, None
+        except _Refused as exc:
+            logger.warning("corrupt cassette %s: %s (treated as a miss)", path, exc.reason)
+            return exc.signature, None
         except OSError as exc:
             logger.warning("cannot read cassette %s: %s (treated as a miss)", path, exc.strerror)
             return None, None
         try:
-            interaction = decode(data, path)
+            interaction = decode(data, path, self.max_body)
             if interaction.key.fingerprint != key.fingerprint:
                 fp = interaction.key.fingerprint
                 raise CorruptEntry(path, f"file holds fingerprint {fp}, not its name's")
@@ -338,8 +440,9 @@ class Store:
 
     # --- writes ---------------------------------------------------------------------------
 
-    def put(self, ri: RedactedInteraction) -> None:
-        """Store `ri` without waiting for the disk; lookups see it at once.
+    def put(self, ri: RedactedInteraction) -> bool:
+        """Store `ri` without waiting for the disk; lookups see it at once. False, and
+        nothing stored, when another process writes its namespace (see `claim`).
 
         The write happens on the writer thread; a failure there is logged (error) and the
         interaction is dropped. Raises only for a wrong type or a key that cannot be a path.
@@ -347,6 +450,8 @@ class Store:
         if not isinstance(ri, RedactedInteraction):
             raise TypeError(f"Store.put takes a RedactedInteraction, not {type(ri).__name__}")
         key, path = self._resolve(ri.interaction.key)
+        if not self.may_write(key.namespace):
+            return False
         # Pending holds what a read of the file will return, so both answers are equal.
         pending = normalize(ri.interaction)
         if pending.key != key:
@@ -356,14 +461,118 @@ class Store:
             self._pending[key] = job.pending
             self._forget(path)
             self._submit(job)
+        return True
+
+    # --- the namespace lock ---------------------------------------------------------------
+
+    def lock_path(self, namespace: str) -> Path:
+        """The lock file of `namespace`: `<root>/.<namespace>.lock`."""
+        return self.root / f".{_plain_namespace(namespace or DEFAULT_NAMESPACE)}.lock"
+
+    def claim(self, namespace: str) -> None:
+        """Take the write lock of `namespace` now (idempotent); StoreLocked if another live
+        process or Store holds it. `put` claims on its own; call this to fail early."""
+        namespace = _plain_namespace(namespace or DEFAULT_NAMESPACE)
+        with self._lock:
+            if namespace in self._locks or fcntl is None:
+                return
+            refused = self._refused.get(namespace)
+            if refused is not None:
+                raise refused
+            try:
+                self._locks[namespace] = self._take_lock(namespace)
+            except StoreLocked as exc:
+                self._refused[namespace] = exc
+                raise
+
+    def may_write(self, namespace: str) -> bool:
+        """Claim `namespace` for writing; False (one error line per namespace) if refused."""
+        if namespace in self._locks or fcntl is None:
+            return True
+        try:
+            self.claim(namespace)
+        except StoreLocked as exc:
+            with self._lock:
+                first = namespace not in self._logged_refusals
+                self._logged_refusals.add(namespace)
+            if first:
+                logger.error("replay: %s; its recordings are dropped", exc)
+            return False
+        except OSError as exc:  # cannot create the lock (read-only root...): the write fails
+            logger.error("cannot lock namespace %r: %s", namespace, exc.strerror or exc)
+            return True  # the write will report its own error
+        return True
+
+    def _take_lock(self, namespace: str) -> int:
+        """An fd holding `flock(LOCK_EX)` on the namespace's lock file, with our pid and host
+        written in it; StoreLocked naming the holder if the lock is held."""
+        assert fcntl is not None
+        path = self.lock_path(namespace)
+        _make_dirs(path.parent)
+        for _ in range(10):  # bounded: retried only if a holder removed the file meanwhile
+            flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC
+            fd = os.open(path, flags, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _read_lock(fd)
+                os.close(fd)
+                pid = holder.get("pid")
+                raise StoreLocked(
+                    namespace,
+                    pid if isinstance(pid, int) else 0,
+                    str(holder.get("host", "an unknown host")),
+                    str(path),
+                ) from None
+            except BaseException:
+                os.close(fd)
+                raise
+            try:
+                if os.fstat(fd).st_ino != os.lstat(path).st_ino:
+                    os.close(fd)  # the file we locked was unlinked by its releasing holder
+                    continue
+            except FileNotFoundError:
+                os.close(fd)
+                continue
+            stale = _read_lock(fd)
+            if stale:
+                logger.info(
+                    "replay: took over the lock of namespace %r left by pid %s on %s",
+                    namespace,
+                    stale.get("pid"),
+                    stale.get("host"),
+                )
+            mine = {"pid": os.getpid(), "host": socket.gethostname()}
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(mine).encode("utf-8") + b"\n", 0)
+            return fd
+        raise OSError(f"the lock file {path} keeps disappearing")
+
+    def _release_locks(self) -> None:
+        with self._lock:
+            locks, self._locks = self._locks, {}
+            self._refused.clear()
+            self._logged_refusals.clear()
+            self._before.clear()
+            self._wrote.clear()
+        for namespace, fd in locks.items():
+            with contextlib.suppress(OSError):
+                os.unlink(self.lock_path(namespace))  # while still locked: no one holds it
+            os.close(fd)
 
     def remove_above(self, namespace: str, fingerprint: str, occurrence: int) -> int:
-        """Delete the stored occurrences of `fingerprint` above `occurrence`; their count.
+        """Delete the occurrences of `fingerprint` above `occurrence` that this run
+        superseded; their count.
 
-        Runs on the writer thread after every put made before the call, so a pending write
-        of an occurrence above `occurrence` is written and then removed. Blocks until done.
+        Only files whose content this run knows are deleted: those it wrote, and those that
+        were there, unchanged, when it first wrote `fingerprint` (module docstring). Runs on
+        the writer thread after every put made before the call, so a pending write of an
+        occurrence above `occurrence` is written and then removed. Blocks until done.
+        Nothing is deleted in a namespace whose lock another process holds.
         """
         key, _ = self._resolve(Key(namespace, fingerprint, occurrence))
+        if not self.may_write(key.namespace):
+            return 0
         job = _RemoveAbove(key.namespace, fingerprint, occurrence)
         with self._lock:
             self._submit(job)
@@ -384,6 +593,7 @@ class Store:
                 self._retired = writer
         if writer is not None:
             writer.join()
+        self._release_locks()
 
     def _submit(self, job: _Write | _RemoveAbove) -> None:
         """Queue `job`, starting the writer if needed; caller holds the lock."""
@@ -421,8 +631,17 @@ class Store:
                     self._idle.notify_all()
 
     def _write(self, job: _Write) -> None:
+        key = job.key
         try:
-            write_atomically(Path(job.path), encode(job.ri))
+            known = (key.namespace, key.fingerprint)
+            if known not in self._before:  # first write of this fingerprint in this run
+                shard = os.path.dirname(job.path)
+                self._before[known] = _signatures(shard, key.fingerprint)
+            dictionary = self._dictionary()  # after `replay compact`: its newest dictionary
+            data = encode(job.ri, dictionary=dictionary, limit=self.max_body)
+            write_atomically(Path(job.path), data)
+            with contextlib.suppress(OSError):
+                self._wrote.setdefault(known, {})[key.occurrence] = _signature(os.lstat(job.path))
         except (OSError, ValueError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             logger.error("cannot write cassette %s: %s (interaction dropped)", job.path, reason)
@@ -432,12 +651,32 @@ class Store:
                     del self._pending[job.key]
                 self._forget(job.path)
 
+    def _dictionary(self) -> zstandard.ZstdCompressionDict | None:
+        """The store's newest `*.dict` (`replay compact`), looked up again only when the
+        root directory changed; called from the writer thread only."""
+        try:
+            stamp = os.stat(self._root).st_mtime_ns
+        except OSError:
+            return None
+        if stamp != self._dict_stamp:
+            self._dict_stamp, self._dict = stamp, newest_dictionary(self._root)
+        return self._dict
+
     def _remove_above(self, job: _RemoveAbove) -> None:
         shard = self.root / job.namespace / job.fingerprint[:2]
-        for occurrence in sorted(self._occurrences(shard, job.fingerprint)):
+        before = self._before.get((job.namespace, job.fingerprint), {})
+        wrote = self._wrote.get((job.namespace, job.fingerprint), {})
+        for occurrence, signature in sorted(_signatures(shard, job.fingerprint).items()):
             if occurrence <= job.occurrence:
                 continue
             path = shard / entry_name(job.fingerprint, occurrence)
+            if signature not in (before.get(occurrence), wrote.get(occurrence)):
+                logger.warning(
+                    "replay: kept %s: not written by this run nor there when it began "
+                    "recording this request (another process wrote it)",
+                    path,
+                )
+                continue
             with self._lock:
                 self._forget(str(path))
             try:
@@ -449,6 +688,30 @@ class Store:
                 logger.error("cannot remove cassette %s: %s", path, exc.strerror)
         if job.removed:
             _fsync_dir(shard)
+
+
+def _signatures(shard: str | Path, fingerprint: str) -> dict[int, _Signature]:
+    """The occurrences of `fingerprint` in `shard` and their files' signatures (lstat)."""
+    try:
+        names = os.listdir(shard)
+    except OSError:
+        return {}
+    found = {}
+    for name in names:
+        parsed = parse_entry_name(name) if name.startswith(fingerprint + ".") else None
+        if parsed is not None and parsed[0] == fingerprint:
+            with contextlib.suppress(OSError):
+                found[parsed[1]] = _signature(os.lstat(os.path.join(shard, name)))
+    return found
+
+
+def _read_lock(fd: int) -> dict[str, object]:
+    """The JSON object in a lock file (empty if none or not JSON)."""
+    try:
+        value = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def write_atomically(path: Path, data: bytes) -> None:

@@ -1,25 +1,45 @@
-"""The `replay` command line (click). Errors are one line and a non-zero exit.
+"""The `replay` command line (click): one module per group of commands.
 
-This release has `replay addon` and `replay version`; the store commands (ls, show, verify,
-prune, compact, import, export, run, env) arrive with their own issue.
+run.py (run, env, addon), inspect.py (ls, show, stats), verify.py (verify, over
+audit.py), maintain.py (prune, rm, init), convert.py
+(import, export), compact.py (compact); common.py holds
+the group, the shared options and the error handling (one line, exit 0/1/2), render.py the
+output (tables, progress bars, plain text when not a terminal or NO_COLOR).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from replay import __version__
+from replay.cli.common import ReplayGroup
+from replay.cli.compact import compact
+from replay.cli.convert import export, import_
+from replay.cli.inspect import ls, show, stats
+from replay.cli.maintain import init, prune, rm
+from replay.cli.run import addon, env, run
+from replay.cli.verify import verify
 
 
-@click.group()
+@click.group(cls=ReplayGroup)
 @click.version_option(__version__, prog_name="replay")
 def main() -> None:
     """Record-and-replay cassette proxy for LLM provider APIs."""
 
 
-@main.command()
-def addon() -> None:
-    """Print the path of the addon script to give `mitmdump -s`."""
-    click.echo(str(Path(__file__).resolve().parents[1] / "mitm" / "script.py"))
+for _command in (
+    addon,
+    env,
+    run,
+    ls,
+    show,
+    stats,
+    verify,
+    prune,
+    rm,
+    init,
+    import_,
+    export,
+    compact,
+):
+    main.add_command(_command)

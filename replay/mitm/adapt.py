@@ -116,10 +116,6 @@ class InlineResponses:
         return response
 
 
-def simple_response(status: int, headers: list[tuple[str, str]], body: bytes) -> http.Response:
-    return http.Response.make(status, body, [(_raw(k), _raw(v)) for k, v in headers])
-
-
 @dataclass(frozen=True, slots=True)
 class Target:
     scheme: str

@@ -11,10 +11,14 @@ module carries plans out on mitmproxy's objects.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
+import os
+import sys
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from mitmproxy import ctx, exceptions, http
@@ -23,7 +27,7 @@ from replay.answers import error_playback
 from replay.chunkserver import JOB_HEADER, ChunkServer
 from replay.config import OPTION_NAMES, Settings
 from replay.engine import INLINE_BODY, Engine
-from replay.errors import BadNamespace, ConfigError
+from replay.errors import BadNamespace, BodyTooLarge, ConfigError, RequestRefused
 from replay.fingerprint import Fingerprint
 from replay.hosts import HostPolicy
 from replay.mitm import adapt, control, options
@@ -62,6 +66,15 @@ class _Flow:
     """The chunk server drops this answer (a rule's fault): a connection error is its own."""
 
 
+def _exit_failing() -> None:
+    """mitmdump always exits 0 after a clean stop: `replay_strict` makes it 1, once every
+    other addon has finished and the output is flushed."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
+
+
 class ReplayAddon:
     """Record and replay LLM provider traffic (see SPEC.md)."""
 
@@ -71,11 +84,18 @@ class ReplayAddon:
         self.pacer: ChunkServer | None = None
         self.flows: dict[str, _Flow] = {}
         self.responses = adapt.InlineResponses()
+        self.refused: str | None = None
+        """Why the addon must not run (conflicting options): every request gets a 502."""
 
     # --- lifecycle -------------------------------------------------------------------
 
     def load(self, loader: Any) -> None:
         options.register(loader)
+        problems = options.tidy_deferred()
+        for problem in problems:
+            logger.error("replay: %s; stopping", problem)
+        if problems:  # logged during startup: mitmdump exits 1 (its errorcheck)
+            self.refused = "; ".join(problems)
 
     def configure(self, updated: set[str]) -> None:
         if not updated & OPTION_NAMES and self.engine is not None:
@@ -125,8 +145,16 @@ class ReplayAddon:
 
     def done(self) -> None:
         if self.engine is not None:
-            self.engine.close()
-            self.engine = None  # a later configure (the addon added again) builds anew
+            engine, self.engine = self.engine, None  # a later configure builds anew
+            engine.close()
+            notable = engine.tally.notable_count()
+            if engine.settings.strict and notable:
+                logger.error(
+                    "replay: strict: %d request(s) were not answered from the cassettes "
+                    "(listed above); exiting 1",
+                    notable,
+                )
+                atexit.register(_exit_failing)
         if self.pacer is not None:
             self.pacer.close()
             self.pacer = None
@@ -154,35 +182,47 @@ class ReplayAddon:
         if not self.hosts.handles(r.host, r.path.split("?", 1)[0]):
             return None
         engine = self.engine
-        if engine is None:  # never forward what no configured addon decided about
-            raise RuntimeError("the replay addon is not configured")
+        if engine is None or self.refused:  # never forward what the addon did not decide
+            raise RuntimeError(self.refused or "the replay addon is not configured")
         request = adapt.request_from_flow(flow)
-        if (request.header("upgrade") or "").lower() == "websocket":
+        realtime = (request.header("upgrade") or "").lower() == "websocket"
+        refusal = engine.realtime_refusal(request) if realtime else None
+        if realtime and refusal is None:
             return None  # realtime APIs pass through untouched, unrecorded
         requested = request.header(adapt.CASSETTE_HEADER)
         if requested is not None:  # chooses the namespace; never forwarded nor stored
             r.headers.pop(adapt.CASSETTE_HEADER, None)
             request = adapt.request_from_flow(flow)
         state = self.flows[flow.id] = _Flow(request, "", engine)
+        if refusal is not None:
+            state.detail = refusal
+            self._answer(flow, state, error_playback(request, 501, refusal))
+            return None
         try:
             state.namespace = engine.namespace(requested)
         except BadNamespace as e:
             state.detail = str(e)
             self._answer(flow, state, error_playback(request, 400, str(e)))
             return None
-        if len(request.body) > INLINE_BODY:
-            # Decoding and keying a body of megabytes (a vision prompt) takes tens of ms.
-            return self._prepare_off_loop(flow, state)
+        if len(request.body) > INLINE_BODY or request.header("content-encoding"):
+            # Decoding and keying a body of megabytes (a vision prompt) takes tens of ms;
+            # a compressed one may inflate up to replay_max_body.
+            work = partial(engine.prepare, request, state.namespace)
+            return self._off_loop(flow, work, lambda ready: self._carry_out(flow, state, *ready))
         return self._carry_out(flow, state, *engine.prepare(request, state.namespace))
 
-    async def _prepare_off_loop(self, flow: http.HTTPFlow, state: _Flow) -> None:
+    async def _off_loop[T](
+        self,
+        flow: http.HTTPFlow,
+        work: Callable[[], T],
+        then: Callable[[T], Awaitable[None] | None],
+    ) -> None:
+        """Do `work` on the engine's worker threads, then `then` with its result on the
+        event loop; a failure answers 502."""
         try:
-            loop = asyncio.get_running_loop()
-            engine = state.engine
-            ready = await loop.run_in_executor(
-                engine.workers, engine.prepare, state.request, state.namespace
-            )
-            pending = self._carry_out(flow, state, *ready)
+            assert self.engine is not None
+            result = await asyncio.get_running_loop().run_in_executor(self.engine.workers, work)
+            pending = then(result)
             if pending is not None:
                 await pending
         except Exception as e:
@@ -197,22 +237,13 @@ class ReplayAddon:
                 state.outcome = Outcome.HIT
                 return self._deliver(flow, state, plan.playback)
             case Make() if plan.costly:
-                return self._make_off_loop(flow, state, plan)
+                work = partial(self._made, state, plan)
+                return self._off_loop(flow, work, partial(self._deliver, flow, state))
             case Make():
                 return self._deliver(flow, state, self._made(state, plan))
             case _:
                 state.outcome = Outcome.FORWARDED  # the answer's head may make it RECORDED
                 return None
-
-    async def _make_off_loop(self, flow: http.HTTPFlow, state: _Flow, plan: Make) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-            playback = await loop.run_in_executor(state.engine.workers, self._made, state, plan)
-            pending = self._deliver(flow, state, playback)
-            if pending is not None:
-                await pending
-        except Exception as e:
-            self._fail(flow, e)
 
     def _made(self, state: _Flow, plan: Make) -> Playback:
         made = state.engine.make(plan)
@@ -265,15 +296,21 @@ class ReplayAddon:
             adapt.mark(flow.response, state.outcome, fingerprint)
 
     def _fail(self, flow: http.HTTPFlow, error: Exception) -> None:
-        """The addon could not answer: a 502, never a fall-through to the real upstream."""
+        """The addon could not answer, or refuses a request it will not process as sent
+        (413, 400): never a fall-through to the real upstream, never stored."""
         state = self.flows.get(flow.id)
         request = state.request if state is not None else adapt.request_from_flow(flow)
-        logger.error("replay: cannot serve %s: %r", redacted_url(request), error)
+        if isinstance(error, RequestRefused):
+            status, message = 413 if isinstance(error, BodyTooLarge) else 400, str(error)
+            logger.warning("replay: refused %s: %s", redacted_url(request), message)
+        else:
+            status, message = 502, f"replay failed: {error}"
+            logger.error("replay: cannot serve %s: %r", redacted_url(request), error)
         if state is None and self.engine is not None:  # reported by the response hook
             state = self.flows[flow.id] = _Flow(request, "", self.engine)
         if state is not None:
-            state.outcome, state.detail = Outcome.ERROR, f"replay failed: {error}"
-        playback = error_playback(request, 502, f"replay failed: {error}")
+            state.outcome, state.detail = Outcome.ERROR, message
+        playback = error_playback(request, status, message)
         flow.response = adapt.inline_response(playback, flow.request.http_version)
         fingerprint = state.plan.key.fingerprint if state and state.plan else None
         adapt.mark(flow.response, Outcome.ERROR, fingerprint)
@@ -371,8 +408,10 @@ class ReplayAddon:
         """Commit a recording: whole (the client may have left after the end), or marked
         incomplete, which replays as a miss (the report says `error`)."""
         assert isinstance(state.plan, Forward)
-        state.engine.commit(state.plan, recording, state.ttfb)
-        if recording.complete:
+        refused = state.engine.commit(state.plan, recording, state.ttfb)
+        if refused is not None:
+            state.outcome, state.detail = Outcome.FORWARDED, refused
+        elif recording.complete:
             if reason is not None:
                 state.detail = f"complete; then {reason}"
         else:

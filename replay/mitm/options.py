@@ -1,6 +1,9 @@
 """replay's options as mitmproxy sees them: registration, lazy connections, typos.
 
-Owns registering the `replay_*` options from OPTION_SPECS, telling whether the user chose
+Owns registering the `replay_*` options from OPTION_SPECS, tidying the values mitmproxy
+holds for them until they are registered (`tidy_deferred`: a `--set` given twice, a number
+for a text option in config.yaml — either would otherwise make mitmproxy drop the whole
+script without a word, and every request would go upstream), telling whether the user chose
 `connection_strategy` themselves (replay sets it to `lazy` otherwise: a replay never opens a
 connection upstream), and finding misspelt `replay_*` options, which mitmproxy keeps aside
 unapplied instead of refusing.
@@ -17,6 +20,31 @@ from typing import Any
 from mitmproxy import ctx
 
 from replay.config import OPTION_SPECS
+
+
+def tidy_deferred() -> list[str]:
+    """Make the pending values of replay's options ones mitmproxy can apply; the problems
+    that cannot be tidied, one line each (the caller refuses to run with them).
+
+    A `--set` repeated with one value is that value; repeated with different values it is
+    a problem (the last one is kept so that mitmproxy still loads the addon, which then
+    refuses every request). A number or a bool given in config.yaml for a text option
+    (`replay_speed: 0`) is taken as its text.
+    """
+    problems = []
+    types = {spec.name: spec.typespec for spec in OPTION_SPECS}
+    deferred = ctx.options.deferred
+    for name, value in list(deferred.items()):
+        if name not in types:
+            continue
+        strings = getattr(value, "val", None)  # `--set`: a list of unparsed strings
+        if isinstance(strings, list) and len(strings) > 1:
+            if len(set(strings)) > 1:
+                problems.append(f"{name} is given {len(strings)} times: {', '.join(strings)}")
+            value.val = strings[-1:]
+        elif isinstance(value, bool | int | float) and types[name] in (str, str | None):
+            deferred[name] = str(value).lower() if isinstance(value, bool) else str(value)
+    return problems
 
 
 def register(loader: Any) -> None:

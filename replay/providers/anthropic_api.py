@@ -42,10 +42,12 @@ from typing import Any, TypeGuard
 
 from replay.providers.base import (
     ANY_TOOL,
+    NO_TOOL,
     SSE_TYPE,
     Answer,
     BadCall,
     Call,
+    Reply,
     Route,
     ToolSpec,
     choose_reply,
@@ -54,6 +56,7 @@ from replay.providers.base import (
     split_json,
     stream_answer,
 )
+from replay.providers.schema import instance_for
 from replay.providers.sse import sse_event
 from replay.providers.text import count_tokens, split_tokens, synthetic_text
 
@@ -83,12 +86,16 @@ class MessagesRequest:
     max_tokens: int
     tools: list[ToolSpec]
     forced: str | None
+    parallel: bool
     thinking: bool
     thinking_budget: int | None
     thinking_shown: bool
     stop_sequences: list[str]
     stream: bool
     input_tokens: int
+    output_schema: Mapping[str, Any] | None = None
+    """Structured outputs' JSON Schema (`output_config.format`, or the beta
+    `output_format`): the text is an instance of it."""
 
 
 def read_request(body: Mapping[str, Any], *, needs_max_tokens: bool = True) -> MessagesRequest:
@@ -109,7 +116,8 @@ def read_request(body: Mapping[str, Any], *, needs_max_tokens: bool = True) -> M
     if not isinstance(raw_tools, list):
         raise BadCall("tools: must be a list")
     tools = _tool_specs(raw_tools)
-    forced = _forced_tool(body.get("tool_choice"), tools)
+    choice = body.get("tool_choice")
+    forced = _forced_tool(choice, tools)
     thinking, budget, shown = _thinking(body.get("thinking"))
     stops = body.get("stop_sequences") or []
     if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
@@ -119,13 +127,29 @@ def read_request(body: Mapping[str, Any], *, needs_max_tokens: bool = True) -> M
         max_tokens=max_tokens if _is_int(max_tokens) else 0,
         tools=tools,
         forced=forced,
+        parallel=isinstance(choice, dict) and choice.get("disable_parallel_tool_use") is False,
         thinking=thinking,
         thinking_budget=budget,
         thinking_shown=shown,
         stop_sequences=stops,
         stream=body.get("stream") is True,
         input_tokens=prompt_tokens(body.get("system"), messages, raw_tools),
+        output_schema=_output_schema(body),
     )
+
+
+def _output_schema(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The JSON Schema structured outputs ask for, or None."""
+    config = body.get("output_config")
+    fmt = config.get("format") if isinstance(config, dict) else body.get("output_format")
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        raise BadCall("output_config.format: must be an object of type json_schema")
+    schema = fmt.get("schema")
+    if not isinstance(schema, dict):
+        raise BadCall("output_config.format.schema: field required")
+    return schema
 
 
 def input_json(value: object) -> str:
@@ -153,14 +177,17 @@ def _tool_specs(raw_tools: list[Any]) -> list[ToolSpec]:
 
 
 def _forced_tool(choice: object, tools: list[ToolSpec]) -> str | None:
-    """`tool_choice` as `choose_reply`'s `forced`: None, `ANY_TOOL` or a tool's name."""
+    """`tool_choice` as `choose_reply`'s `forced`: None (auto), `NO_TOOL`, `ANY_TOOL` or a
+    tool's name."""
     if choice is None:
         return None
     if not isinstance(choice, dict):
         raise BadCall("tool_choice: must be an object")
     kind = choice.get("type")
-    if kind in ("auto", "none"):
+    if kind == "auto":
         return None
+    if kind == "none":
+        return NO_TOOL
     if kind == "any":
         forced = ANY_TOOL
     elif kind == "tool":
@@ -223,7 +250,10 @@ def make_message(call: Call, req: MessagesRequest) -> Message:
                 "signature": _signature(call),
             }
         )
-    reply, cut = choose_reply(call, req.tools, req.forced, left)
+    reply, cut = choose_reply(call, req.tools, req.forced, left, req.parallel)
+    if req.output_schema is not None and call.reply is None and not reply.tool_calls:
+        structured, cut = _structured_text(call, req.output_schema, left)
+        reply = Reply(structured)
     text, stop_sequence = reply.text, None
     if text is not None and call.reply is None and not reply.tool_calls:
         text, stop_sequence = _stop_at(text, req.stop_sequences)
@@ -257,6 +287,17 @@ def make_message(call: Call, req: MessagesRequest) -> Message:
         input_tokens=req.input_tokens,
         output_tokens=output_tokens,
     )
+
+
+def _structured_text(call: Call, schema: Mapping[str, Any], limit: int) -> tuple[str, bool]:
+    """An instance of the structured outputs' schema as compact JSON, and whether it was cut
+    at `limit` tokens."""
+    try:
+        value = instance_for(schema, call.rng("structured"))
+    except ValueError as e:
+        raise BadCall(f"output_config.format.schema: {e}") from None
+    pieces = split_tokens(input_json(value))
+    return "".join(pieces[:limit]), len(pieces) > limit
 
 
 def _thinking_text(call: Call, limit: int) -> str:

@@ -2,8 +2,19 @@
 
 Owns the values a responder takes and gives (`Call` in, `Answer` out), the reply a model
 "gives" (`Reply`: text and/or tool calls, made up here or canned by a rule), the choice
-between a text and a forced tool call (`choose_reply`), deterministic ids, and the per-run
-`Session` where stateful surfaces (the Responses API) keep what they must remember.
+between a text and a tool call (`choose_reply`, the tool policy below), deterministic ids,
+and the per-run `Session` where stateful surfaces (the Responses API) keep what they must
+remember.
+
+The tool policy (SPEC "Agents and structured output"), for a request that offers tools:
+a tool choice that forbids them (`NO_TOOL`) gives text; one that forces a tool gives a call
+of it (`ANY_TOOL`: one chosen by the seed, preferring, once a tool result follows, a tool
+not called yet in the conversation, so a forced agent loop moves on); otherwise (`auto`) the
+answer calls one offered tool chosen by the seed (two distinct ones when the request allows
+parallel calls) as long as no tool result follows the last user message, and answers in
+text once one does, so an agent runs one tool round and ends. `Call.synthetic_tools`
+`forced` (the option `replay_synthetic_tools`) turns the auto calls off. A text answer is
+JSON when the prompt asks for JSON (`structured.prompt_json`), else made-up prose.
 
 Determinism: everything made up for a call is seeded from its fingerprint and occurrence
 (`Call.rng`), never from the clock or `random`'s global state; `created` timestamps are the
@@ -24,10 +35,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, TypeVar
 
+from replay.conversation import called_tools, has_tool_result
 from replay.hosts import model_of
 from replay.models import Headers, Request
 from replay.providers.schema import instance_for
 from replay.providers.sse import json_bytes
+from replay.providers.structured import json_text, prompt_json
 from replay.providers.text import count_tokens, rng_for, split_tokens, synthetic_text
 
 CREATED = 1767225600
@@ -76,6 +89,13 @@ class ToolSpec:
 
 ANY_TOOL = "*"
 """`forced` value of `choose_reply`: the request forces a tool call, any tool."""
+NO_TOOL = ""
+"""`forced` value of `choose_reply`: the request forbids tool calls (`tool_choice` none)."""
+
+TOOLS_AUTO = "auto"
+"""`Call.synthetic_tools`: call an offered tool unless the request forbids it (the default)."""
+TOOLS_FORCED = "forced"
+"""`Call.synthetic_tools`: call a tool only when the request forces one."""
 
 
 class Session:
@@ -116,6 +136,8 @@ class Call:
     """Named groups of the route's path pattern (model, deployment, response id, ...)."""
     parsed: Any = field(default=_UNPARSED, repr=False, compare=False)
     """The JSON body already parsed by the caller (`Prepared.body`): not parsed again."""
+    synthetic_tools: str = TOOLS_AUTO
+    """`TOOLS_AUTO` or `TOOLS_FORCED`: when a made-up answer calls a tool (the policy above)."""
 
     @cached_property
     def body(self) -> Any:
@@ -164,7 +186,7 @@ def _parse_json(body: bytes) -> Any:
         return None
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
 
 
@@ -198,9 +220,14 @@ def stream_answer(frames: list[bytes], content_type: str, headers: Headers = ())
 
 
 def made_up_text(call: Call, max_tokens: int | None = None) -> tuple[str, bool]:
-    """The call's made-up text and whether it was cut at `max_tokens` (finish: length)."""
-    rng = call.rng("text")
-    text = synthetic_text(rng, rng.randint(*DEFAULT_WORDS))
+    """The call's made-up text and whether it was cut at `max_tokens` (finish: length):
+    JSON when the prompt asks for it (`structured.prompt_json`), else prose."""
+    asked = prompt_json(call.body)
+    if asked is not None:
+        text = json_text(asked, call.rng("json"))
+    else:
+        rng = call.rng("text")
+        text = synthetic_text(rng, rng.randint(*DEFAULT_WORDS))
     if max_tokens is not None and max_tokens >= 0 and count_tokens(text) > max_tokens:
         return "".join(split_tokens(text)[:max_tokens]), True
     return text, False
@@ -211,14 +238,15 @@ def choose_reply(
     tools: list[ToolSpec],
     forced: str | None,
     max_tokens: int | None = None,
+    parallel: bool = False,
 ) -> tuple[Reply, bool]:
     """The reply to give, and whether its text was cut at `max_tokens`.
 
     A reply canned by a rule wins; its tool calls without arguments get arguments made from
     the named tool's schema (`{}` when the request does not offer that tool), and ids are
-    filled in. Otherwise, when `forced` names a tool (or is `ANY_TOOL`) and the request
-    offers it, one call of that tool with arguments valid against its schema; otherwise a
-    made-up text.
+    filled in. Otherwise the tool policy of the module docstring: `forced` names a tool,
+    is `ANY_TOOL`, `NO_TOOL`, or None (auto); `parallel` says the request allows parallel
+    tool calls. Tool calls get arguments valid against their schema; a text is made up.
     """
     by_name = {t.name: t for t in tools}
     if call.reply is not None:
@@ -226,16 +254,40 @@ def choose_reply(
             _complete(call, c, by_name.get(c.name), i) for i, c in enumerate(call.reply.tool_calls)
         )
         return Reply(call.reply.text, calls), False
-    if forced is not None and tools:
-        if forced == ANY_TOOL:
-            spec = tools[call.rng("tool").randrange(len(tools))]
-        elif forced in by_name:
-            spec = by_name[forced]
-        else:
-            raise BadCall(f"tool_choice names {forced!r}, which is not among the tools")
-        return Reply(None, (_complete(call, ToolCall(spec.name), spec, 0),)), False
+    chosen = _tools_to_call(call, tools, forced, parallel)
+    if chosen:
+        return Reply(
+            None, tuple(_complete(call, ToolCall(s.name), s, i) for i, s in enumerate(chosen))
+        ), False
     text, cut = made_up_text(call, max_tokens)
     return Reply(text), cut
+
+
+def _tools_to_call(
+    call: Call, tools: list[ToolSpec], forced: str | None, parallel: bool
+) -> list[ToolSpec]:
+    """The tools the reply calls (none: it answers in text)."""
+    if not tools or forced == NO_TOOL:
+        return []
+    rng = call.rng("tool")
+    if forced == ANY_TOOL:
+        pool = tools
+        if has_tool_result(call.body):
+            called = called_tools(call.body)
+            pool = [t for t in tools if t.name not in called] or tools
+        return [pool[rng.randrange(len(pool))]]
+    if forced is not None:
+        for spec in tools:
+            if spec.name == forced:
+                return [spec]
+        raise BadCall(f"tool_choice names {forced!r}, which is not among the tools")
+    if call.synthetic_tools != TOOLS_AUTO or has_tool_result(call.body):
+        return []
+    first = rng.randrange(len(tools))
+    if not parallel or len(tools) < 2:
+        return [tools[first]]
+    second = (first + 1 + rng.randrange(len(tools) - 1)) % len(tools)
+    return [tools[first], tools[second]]
 
 
 def _complete(call: Call, tool_call: ToolCall, spec: ToolSpec | None, index: int) -> ToolCall:

@@ -35,6 +35,7 @@ from replay.providers import embeddings
 from replay.providers.base import (
     ANY_TOOL,
     JSON_TYPE,
+    NO_TOOL,
     SSE_TYPE,
     Answer,
     BadCall,
@@ -50,7 +51,8 @@ from replay.providers.base import (
 )
 from replay.providers.schema import instance_for
 from replay.providers.sse import json_bytes, sse_event
-from replay.providers.text import count_tokens, split_tokens, synthetic_text
+from replay.providers.structured import json_mode_text
+from replay.providers.text import count_tokens, split_tokens
 
 MAX_CANDIDATES = 8
 """The largest `candidateCount` Gemini accepts."""
@@ -194,11 +196,14 @@ def _tools(body: Mapping[str, Any]) -> list[ToolSpec]:
 
 def _forced(body: Mapping[str, Any], tools: list[ToolSpec]) -> tuple[str | None, list[ToolSpec]]:
     """`ANY_TOOL` and the functions it may pick when `functionCallingConfig.mode` is ANY
-    (those of `allowedFunctionNames` when given); None otherwise (AUTO, VALIDATED, NONE or
-    no config: the model answers in text)."""
+    (those of `allowedFunctionNames` when given); `NO_TOOL` for NONE; None otherwise (AUTO,
+    VALIDATED or no config: the model may call a tool)."""
     tool_config = _object(_field(body, "toolConfig"), "toolConfig")
     config = _object(_field(tool_config, "functionCallingConfig"), "functionCallingConfig")
-    if str(_field(config, "mode") or "").upper() != "ANY" or not tools:
+    mode = str(_field(config, "mode") or "").upper()
+    if mode == "NONE":
+        return NO_TOOL, tools
+    if mode != "ANY" or not tools:
         return None, tools
     allowed = _list(_field(config, "allowedFunctionNames"), "allowedFunctionNames")
     if not allowed:
@@ -223,12 +228,13 @@ def _candidate_call(call: Call, index: int) -> Call:
 def _reply(call: Call, ask: _Ask, index: int) -> tuple[Reply, bool]:
     """Candidate `index`'s reply and whether it was cut at `maxOutputTokens`."""
     sub = _candidate_call(call, index)
-    if call.reply is None and ask.forced is None:
+    reply, cut = choose_reply(sub, ask.tools, ask.forced, ask.max_tokens)
+    if call.reply is None and not reply.tool_calls:
         structured = _structured(sub, ask)
         if structured is not None:
             text, cut = _cut(structured, ask.max_tokens)
             return Reply(text), cut
-    return choose_reply(sub, ask.tools, ask.forced, ask.max_tokens)
+    return reply, cut
 
 
 def _structured(call: Call, ask: _Ask) -> str | None:
@@ -240,7 +246,7 @@ def _structured(call: Call, ask: _Ask) -> str | None:
     if ask.mime != "application/json":
         return None
     if ask.schema is None:
-        return json.dumps({"answer": synthetic_text(rng, rng.randint(3, 8))})
+        return json_mode_text(call.body, rng)
     try:
         value = instance_for(ask.schema, rng)
     except ValueError as e:

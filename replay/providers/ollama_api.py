@@ -43,6 +43,7 @@ from replay.providers.base import (
 from replay.providers.embeddings import dimensions_for, vector
 from replay.providers.schema import instance_for
 from replay.providers.sse import ndjson_line
+from replay.providers.structured import json_mode_text
 from replay.providers.text import count_tokens, split_tokens, synthetic_text
 
 VERSION = "0.12.6"
@@ -226,8 +227,8 @@ def _formatted(call: Call, fmt: object) -> str | None:
         return None
     rng = call.rng("format")
     if fmt == "json":
-        value: object = {"answer": synthetic_text(rng, rng.randint(4, 12))}
-    elif isinstance(fmt, Mapping):
+        return json_mode_text(call.body, rng)
+    if isinstance(fmt, Mapping):
         try:
             value = instance_for(fmt, rng)
         except ValueError as e:
@@ -253,14 +254,14 @@ def _output(call: Call, body: Mapping[str, Any], tools: list[ToolSpec] | None) -
         thinking, cut = _cut(split_tokens(synthetic_text(rng, rng.randint(8, 24))), budget)
     left = None if budget is None else budget - len(thinking)
     tool_calls: tuple[ToolCall, ...] = ()
-    formatted = _formatted(call, body.get("format")) if call.reply is None else None
-    if formatted is not None:
-        content, cut_content = _cut(split_tokens(formatted), left)
-    else:
-        reply, cut_content = choose_reply(call, tools or [], None, left)
-        content = tuple(split_tokens(reply.text or ""))
-        if tools is not None:
-            tool_calls = tuple(_object_arguments(c) for c in reply.tool_calls)
+    reply, cut_content = choose_reply(call, tools or [], None, left)
+    content = tuple(split_tokens(reply.text or ""))
+    if tools is not None:
+        tool_calls = tuple(_object_arguments(c) for c in reply.tool_calls)
+    if call.reply is None and not tool_calls:
+        formatted = _formatted(call, body.get("format"))
+        if formatted is not None:
+            content, cut_content = _cut(split_tokens(formatted), left)
     return _Output(thinking, content, tool_calls, "length" if cut or cut_content else "stop")
 
 

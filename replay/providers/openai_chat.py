@@ -28,6 +28,7 @@ from replay.models import Headers
 from replay.providers.base import (
     ANY_TOOL,
     CREATED,
+    NO_TOOL,
     SSE_TYPE,
     Answer,
     BadCall,
@@ -43,7 +44,8 @@ from replay.providers.base import (
 )
 from replay.providers.schema import instance_for
 from replay.providers.sse import sse_done, sse_event
-from replay.providers.text import WORDS, count_tokens, rng_for, split_tokens
+from replay.providers.structured import json_mode_text
+from replay.providers.text import count_tokens, rng_for, split_tokens
 
 MAX_N = 128
 """The largest `n` the API takes (also the cap on legacy prompts × n)."""
@@ -207,9 +209,11 @@ def chat_completions(call: Call) -> Answer:
     shape = shape_of(call, body, None)
     tools = _tools(body.get("tools"))
     forced, tools = _tool_choice(body.get("tool_choice"), tools)
-    json_text = _json_format(body.get("response_format"))
+    json_format = _json_format(body.get("response_format"))
+    parallel = body.get("parallel_tool_calls") is True
     choices = [
-        _chat_choice(choice_call(call, i), shape, tools, forced, json_text) for i in range(shape.n)
+        _chat_choice(choice_call(call, i), shape, tools, forced, parallel, json_format)
+        for i in range(shape.n)
     ]
     prompt = prompt_tokens(messages, body.get("tools"))
     total = usage(prompt, sum(c.tokens for c in choices))
@@ -273,9 +277,12 @@ def _tools(raw: object) -> list[ToolSpec]:
 
 
 def _tool_choice(choice: object, tools: list[ToolSpec]) -> tuple[str | None, list[ToolSpec]]:
-    """What `tool_choice` forces (None: a text; `ANY_TOOL`; a tool's name) among which tools."""
-    if choice is None or choice in ("auto", "none"):
+    """What `tool_choice` says (None: auto; `NO_TOOL`; `ANY_TOOL`; a tool's name) among
+    which tools."""
+    if choice is None or choice == "auto":
         return None, tools
+    if choice == "none":
+        return NO_TOOL, tools
     if not tools:
         raise BadCall("tool_choice is only allowed when tools are specified")
     if choice == "required":
@@ -327,9 +334,9 @@ def _json_format(fmt: object) -> Callable[[Call], str] | None:
 
 
 def _json_object(call: Call) -> str:
-    rng = call.rng("json")
-    value = {"answer": rng.choice(WORDS), "confidence": rng.randint(1, 99) / 100}
-    return json.dumps(value, separators=(",", ":"))
+    """JSON mode without a schema: an instance of the schema the prompt carries, else a
+    small generic object."""
+    return json_mode_text(call.body, call.rng("json"))
 
 
 def _chat_choice(
@@ -337,13 +344,14 @@ def _chat_choice(
     shape: Shape,
     tools: list[ToolSpec],
     forced: str | None,
-    json_text: Callable[[Call], str] | None,
+    parallel: bool,
+    json_format: Callable[[Call], str] | None,
 ) -> _Choice:
-    """One choice: a canned reply as is, else a forced tool call, JSON, or a made-up text."""
-    if call.reply is None and forced is None and json_text is not None:
-        reply = Reply(json_text(call))
-    else:
-        reply, _ = choose_reply(call, tools, forced)
+    """One choice: a canned reply as is, else tool calls (the tool policy), JSON, or a
+    made-up text."""
+    reply, _ = choose_reply(call, tools, forced, parallel=parallel)
+    if call.reply is None and not reply.tool_calls and json_format is not None:
+        reply = Reply(json_format(call))
     if reply.tool_calls:
         return _Choice(reply, "tool_calls")
     if call.reply is not None:

@@ -9,10 +9,12 @@ OpenAI-shaped errors for what the real API refuses (unknown ids are 404s, an unk
 into, what is remembered between calls, and how a background response moves along are
 `responses_state.py`.
 
-The reply (`choose_reply`): a canned reply wins; `tool_choice` `"required"` or
-`{"type":"function","name":X}` forces a function call with arguments valid against its
-schema; `text.format` `json_schema` makes the text a JSON instance of the schema
-(`json_object`: `{"answer": <text>}`); else made-up text. `max_output_tokens` (at least 16,
+The reply (`choose_reply`): a canned reply wins; then the tool policy of `base` over the
+function tools (`tool_choice` `"required"` or `{"type":"function","name":X}` forces a call,
+`"none"` forbids one, `auto` calls one until a `function_call_output` follows the last user
+message; built-in tools are never called); `text.format` `json_schema` makes the text a JSON
+instance of the schema (`json_object`: an instance of the schema in the prompt, else a small
+generic object); else made-up text. `max_output_tokens` (at least 16,
 as the real API demands) cuts made-up and JSON text, never a canned reply, and makes the
 response `incomplete`. Usage counts the instructions, tools and input, plus, through
 `previous_response_id`, the history the response continues; output tokens count the text
@@ -38,6 +40,7 @@ from replay.models import Headers
 from replay.providers.base import (
     ANY_TOOL,
     CREATED,
+    NO_TOOL,
     SSE_TYPE,
     Answer,
     BadCall,
@@ -48,13 +51,13 @@ from replay.providers.base import (
     arguments_json,
     choose_reply,
     json_answer,
-    made_up_text,
     prompt_tokens,
     stream_answer,
 )
 from replay.providers.responses_state import ResponsesState, Stored, pending, stream_events
 from replay.providers.schema import instance_for
 from replay.providers.sse import sse_event
+from replay.providers.structured import json_mode_text
 from replay.providers.text import count_tokens, split_tokens
 
 ID_LENGTH = 48
@@ -184,9 +187,12 @@ def _tools(body: Mapping[str, Any]) -> tuple[list[_Json], list[ToolSpec]]:
 
 
 def _forced(body: Mapping[str, Any], specs: list[ToolSpec]) -> str | None:
+    """`tool_choice` as `choose_reply`'s `forced` (None: auto)."""
     choice = body.get("tool_choice")
     if choice == "required":
         return ANY_TOOL
+    if choice == "none":
+        return NO_TOOL
     if isinstance(choice, dict) and choice.get("type") == "function":
         name = choice.get("name")
         if name not in {s.name for s in specs}:
@@ -258,7 +264,8 @@ def _reply(
     call: Call, body: Mapping[str, Any], specs: list[ToolSpec], fmt: Mapping[str, Any]
 ) -> tuple[Reply, bool]:
     max_tokens = _max_tokens(body)
-    reply, cut = choose_reply(call, specs, _forced(body, specs), max_tokens)
+    parallel = body.get("parallel_tool_calls") is True
+    reply, cut = choose_reply(call, specs, _forced(body, specs), max_tokens, parallel)
     if call.reply is not None or reply.tool_calls or fmt["type"] == "text":
         return reply, cut
     value: object
@@ -267,9 +274,9 @@ def _reply(
             value = instance_for(fmt["schema"], call.rng("format"))
         except ValueError as e:
             raise BadCall(f"cannot make an instance of text.format.schema: {e}") from None
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     else:
-        value = {"answer": made_up_text(call)[0]}
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        text = json_mode_text(call.body, call.rng("format"))
     text, cut = _cut(text, max_tokens)
     return Reply(text), cut
 

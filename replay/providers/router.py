@@ -66,10 +66,6 @@ def find(request: Request) -> tuple[Route, Mapping[str, str]] | None:
     return None
 
 
-PROVIDERS = ("openai", "azure", "anthropic", "gemini", "ollama")
-"""Every shape `resolve` may name."""
-
-
 @dataclass(frozen=True, slots=True)
 class Resolved:
     """A request's route (None: no responder knows the endpoint) and its provider."""

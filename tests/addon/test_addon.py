@@ -151,11 +151,22 @@ def test_other_traffic_is_not_touched(
     assert f.response is None and not a.flows
 
 
-def test_websocket_upgrades_pass_through(addon: tuple[ReplayAddon, taddons.context]) -> None:
-    a, _ = addon
-    f = chat_flow(path="/v1/realtime", upgrade="websocket")
-    request(a, f)
-    assert f.response is None and not a.flows
+def test_websocket_upgrades_pass_through_unless_replay_mode_would_contact_upstream(
+    addon: tuple[ReplayAddon, taddons.context],
+) -> None:
+    a, tctx = addon
+    refused = chat_flow(path="/v1/realtime", upgrade="websocket")
+    request(a, refused)
+    assert refused.response is not None and refused.response.status_code == 501
+    for mode, miss in (
+        ("passthrough", "synthetic"),
+        ("record", "synthetic"),
+        ("replay", "forward"),
+    ):
+        tctx.configure(a, replay_mode=mode, replay_miss=miss)
+        f = chat_flow(path="/v1/realtime", upgrade="websocket")
+        request(a, f)
+        assert f.response is None and f.id not in a.flows, (mode, miss)
 
 
 def test_record_mode_taps_the_stream_and_marks_headers(
@@ -169,10 +180,8 @@ def test_record_mode_taps_the_stream_and_marks_headers(
     assert path.name == f"{f.response.headers['x-replay-fingerprint']}.0.zst"
 
 
-def test_an_aborted_stream_is_stored_incomplete_and_replays_as_a_miss(
-    addon: tuple[ReplayAddon, taddons.context], tmp_path: Path
-) -> None:
-    a, tctx = addon
+def recording_a_stream(a: ReplayAddon, tctx: taddons.context) -> http.HTTPFlow:
+    """A chat request in record mode whose SSE answer (no content-length) is being tapped."""
     tctx.configure(a, replay_mode="record")
     f = chat_flow()
     request(a, f)
@@ -180,7 +189,15 @@ def test_an_aborted_stream_is_stored_incomplete_and_replays_as_a_miss(
     f.response.headers["content-type"] = "text/event-stream"
     del f.response.headers["content-length"]
     a.responseheaders(f)
-    assert callable(f.response.stream)
+    return f
+
+
+def test_an_aborted_stream_is_stored_incomplete_and_replays_as_a_miss(
+    addon: tuple[ReplayAddon, taddons.context], tmp_path: Path
+) -> None:
+    a, tctx = addon
+    f = recording_a_stream(a, tctx)
+    assert f.response is not None and callable(f.response.stream)
     f.response.stream(b"data: partial\n\n")  # no [DONE]: the answer did not end
     f.error = tflow.terr()
     a.error(f)
@@ -198,14 +215,8 @@ def test_a_client_that_leaves_after_the_last_event_loses_nothing(
     addon: tuple[ReplayAddon, taddons.context], tmp_path: Path
 ) -> None:
     a, tctx = addon
-    tctx.configure(a, replay_mode="record")
-    f = chat_flow()
-    request(a, f)
-    f.response = tflow.tresp(content=b"")
-    f.response.headers["content-type"] = "text/event-stream"
-    del f.response.headers["content-length"]
-    a.responseheaders(f)
-    assert callable(f.response.stream)
+    f = recording_a_stream(a, tctx)
+    assert f.response is not None and callable(f.response.stream)
     f.response.stream(b'data: {"choices":[]}\n\n')
     f.response.stream(b"data: [DONE]\n\n")
     f.error = tflow.terr()  # the SDK hung up before the final chunk terminator

@@ -8,8 +8,10 @@ the client saw while recording, and nothing may connect upstream.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -457,13 +459,14 @@ def test_traffic_outside_llm_hosts_is_untouched(
 @pytest.mark.parametrize(
     ("option", "needle"),
     [
-        ("replay_speed=fast", "replay_speed"),
-        ("replay_mode=replya", "replay_mode"),
-        ("replay_mdoe=record", "unknown option replay_mdoe"),
+        (("replay_speed=fast",), "replay_speed"),
+        (("replay_mode=replya",), "replay_mode"),
+        (("replay_mdoe=record",), "unknown option replay_mdoe"),
+        (("replay_mode=replay", "replay_mode=record"), "replay_mode is given 2 times"),
     ],
 )
 def test_bad_options_stop_the_proxy_with_a_line_naming_them(
-    option: str, needle: str, confdir: Path
+    option: tuple[str, ...], needle: str, confdir: Path
 ) -> None:
     root = Path(__file__).resolve().parents[2]
     deadline = time.monotonic() + 30
@@ -478,8 +481,7 @@ def test_bad_options_stop_the_proxy_with_a_line_naming_them(
             "0",
             "-s",
             str(root / "addons" / "replay.py"),
-            "--set",
-            option,
+            *(arg for o in option for arg in ("--set", o)),
         ],
         capture_output=True,
         text=True,
@@ -490,6 +492,39 @@ def test_bad_options_stop_the_proxy_with_a_line_naming_them(
     assert time.monotonic() < deadline
     assert proc.returncode != 0
     assert needle in proc.stdout + proc.stderr
+
+
+def test_a_repeated_set_and_numbers_in_config_yaml_leave_the_addon_in_charge(
+    fake_upstream: FakeUpstream, proxy_factory: ProxyFactory, bundle: Path, tmp_path: Path
+) -> None:
+    # Either used to make mitmproxy drop the script silently: every request, keys and all,
+    # then went to the real provider.
+    store = tmp_path / "cassettes"
+    rec = replay_proxy(proxy_factory, "record", store, fake_upstream.port)
+    recorded = post(rec, bundle, chat_body("twice"))
+    assert rec.stop() == 0
+    fake_upstream.stop()
+    confdir = tmp_path / "conf"
+    shutil.copytree(proxy_factory.confdir, confdir)
+    (confdir / "config.yaml").write_text("replay_speed: 0\nreplay_record_errors: false\n")
+    factory = ProxyFactory(confdir, proxy_factory.test_ca, proxy_factory.cwd)
+    with ConnectionCounter(fake_upstream.port) as counter:
+        play = factory(
+            "-s",
+            "addons/replay.py",
+            "--set",
+            "replay_mode=replay",
+            "--set",
+            "replay_mode=replay",
+            "--set",
+            f"replay_dir={store}",
+            upstream_port=counter.port,
+        )
+        play.wait_for_output(r"replay: ready: mode=replay .* speed=0", timeout=10)
+        replayed = post(play, bundle, chat_body("twice"))
+        assert replayed.header("x-replay") == "hit" and replayed.body == recorded.body
+        assert counter.count() == 0
+        factory.stop_all()
 
 
 def _mitmdump() -> list[str]:
@@ -555,3 +590,53 @@ def test_plain_http_through_http_proxy_is_handled_like_https(
     assert replayed.headers["x-replay"] == "hit" and replayed.content == recorded.content
     [path] = stored_files(store)
     assert b'"scheme":"http"' in decompressed(path).replace(b" ", b"")
+
+
+def test_a_websocket_upgrade_in_replay_mode_never_reaches_the_provider(
+    proxy_factory: ProxyFactory, bundle: Path, tmp_path: Path
+) -> None:
+    upgrade = {
+        "upgrade": "websocket",
+        "sec-websocket-version": "13",
+        "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
+    url = "https://api.openai.com/v1/realtime?model=gpt-realtime"
+    store = tmp_path / "cassettes"
+    with ConnectionCounter(0) as counter:
+        play = replay_proxy(proxy_factory, "replay", store, counter.port)
+        refused = fetch(url, proxy_port=play.port, cafile=bundle, method="GET", headers=upgrade)
+        assert refused.status == 501 and refused.header("x-replay") == "error"
+        assert b"not recorded" in refused.body and b"WebSocket" in refused.body
+        assert counter.count() == 0
+        passthrough = replay_proxy(proxy_factory, "passthrough", store, counter.port)
+        with contextlib.suppress(OSError):  # the counter never answers: the client times out
+            fetch(
+                url,
+                proxy_port=passthrough.port,
+                cafile=bundle,
+                method="GET",
+                headers=upgrade,
+                timeout=3,
+            )
+        assert counter.count() >= 1  # forwarded untouched
+
+
+def test_replay_strict_exits_1_when_anything_was_not_a_hit(
+    fake_upstream: FakeUpstream, proxy_factory: ProxyFactory, bundle: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "cassettes"
+    rec = replay_proxy(proxy_factory, "record", store, fake_upstream.port)
+    post(rec, bundle, chat_body("strict"))
+    assert rec.stop() == 0
+    fake_upstream.stop()
+    strict = ("--set", "replay_strict=true", "--set", "replay_speed=0")
+    clean = replay_proxy(proxy_factory, "replay", store, None, *strict)
+    assert post(clean, bundle, chat_body("strict")).header("x-replay") == "hit"
+    assert clean.stop() == 0  # every answer from the cassettes
+    missed = replay_proxy(proxy_factory, "replay", store, None, *strict)
+    assert post(missed, bundle, chat_body("strict")).header("x-replay") == "hit"
+    assert post(missed, bundle, chat_body("edited")).header("x-replay") == "synthetic"
+    assert missed.stop() == 1
+    output = missed.output()
+    assert "strict: 1 request(s) were not answered" in output
+    assert "first difference: body.json.messages.0.content" in output  # in the summary

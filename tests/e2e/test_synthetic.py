@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -250,30 +251,52 @@ def test_fault_on_an_upstream_answer_drops_the_client(
 def test_rules_reload_when_the_file_changes(
     proxy_factory: ProxyFactory, bundle: Path, tmp_path: Path
 ) -> None:
-    rules = write_rules(
-        tmp_path / "rules.yaml",
-        "rules:\n  - match: {last_user_message: ping}\n    reply: {text: one}\n",
-    )
+    def rules_answering(text: str) -> str:
+        return f"rules:\n  - match: {{last_user_message: ping}}\n    reply: {{text: {text}}}\n"
+
+    rules = write_rules(tmp_path / "rules.yaml", rules_answering("one"))
     proxy = start(
         proxy_factory, tmp_path / "s", "--set", f"replay_rules={rules}", "--set", "replay_speed=0"
     )
+    bumps = iter(range(1, 10))
+
+    def change(text: str) -> None:
+        """Replace the file whole (as editors save), so no half-written file is read."""
+        new = rules.with_name("rules.yaml.new")
+        new.write_text(text)
+        now = time.time_ns()  # a visibly newer mtime at each change
+        os.utime(new, ns=(now, now + next(bumps) * 10**9))
+        os.replace(new, rules)
 
     def answer() -> str:
         r = post(proxy, bundle, chat("ping"))
         return str(json.loads(r.body)["choices"][0]["message"]["content"])
 
+    def answers_until(expected: str, stays: str | None = None) -> None:
+        """Ask until the answer is `expected` (bounded); until then it is `stays`."""
+        deadline = time.monotonic() + 10
+        while (got := answer()) != expected:
+            assert got == stays, f"answered {got!r} while waiting for {expected!r}"
+            assert time.monotonic() < deadline, f"the rules file never answered {expected!r}"
+            time.sleep(0.1)
+
     assert answer() == "one"
-    rules.write_text("rules:\n  - match: {last_user_message: ping}\n    reply: {text: two}\n")
-    os.utime(rules, ns=(time.time_ns(), time.time_ns() + 10**9))  # a visibly newer mtime
+    change(rules_answering("two"))
+    answers_until("two", stays="one")
+    proxy.wait_for_output(re.escape(f"rules file {rules} reloaded: 1 rules"))
+    # An invalid change is logged, naming the file, and the last rules stay in force.
+    change("rules: [ this is not valid")
     deadline = time.monotonic() + 10
-    while answer() != "two":
-        assert time.monotonic() < deadline, "the changed rules file was never reloaded"
+    while "the previous rules stay" not in proxy.output():
+        assert answer() == "two"
+        assert time.monotonic() < deadline, "the invalid change was never noticed"
         time.sleep(0.1)
-    rules.write_text("rules: [ this is not valid")  # an invalid change keeps the last rules
-    os.utime(rules, ns=(time.time_ns(), time.time_ns() + 2 * 10**9))
-    time.sleep(0.7)
+    [logged] = [line for line in proxy.lines() if "the previous rules stay" in line]
+    assert "rules file not reloaded" in logged and "rules.yaml:1" in logged
     assert answer() == "two"
-    assert "replay" in proxy.output() and "rules" in proxy.output()
+    # The next valid change is read again.
+    change(rules_answering("three"))
+    answers_until("three", stays="two")
 
 
 def test_an_invalid_rules_file_stops_startup(confdir: Path, tmp_path: Path) -> None:

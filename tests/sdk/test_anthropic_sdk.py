@@ -1,5 +1,5 @@
-"""Synthetic Anthropic answers parsed by the real anthropic SDK in-process (2.x over httpx2;
-0.x over httpx in `make compat`):
+"""Synthetic Anthropic answers, made by the engine as the proxy makes them, parsed by the real
+anthropic SDK in-process (2.x over httpx2; 0.x over httpx in `make compat`):
 `messages.create`, raw streams, the `messages.stream()` helper (sync and async), tools,
 thinking, canned replies, count_tokens and `_request_id`."""
 
@@ -13,9 +13,8 @@ from typing import Any
 import anthropic
 import pytest
 from jsonschema import Draft202012Validator
-from support.inprocess import Responders, http_client_for
+from support.inprocess import Harness, Harnesses, canned, http_client_for
 
-from replay.providers.base import Reply, ToolCall
 from replay.providers.text import count_tokens
 
 MODEL = "claude-replay-test"  # not a real model: the SDK warns about deprecated ones
@@ -47,18 +46,28 @@ def valid(name: str, value: object) -> None:
     Draft202012Validator(SCHEMAS[name]).validate(value)
 
 
-@pytest.fixture
-def responders() -> Responders:
-    return Responders()
+def make_client(r: Harness) -> anthropic.Anthropic:
+    return anthropic.Anthropic(api_key="k", http_client=http_client_for(anthropic, r))
+
+
+def twins(harness: Harnesses, rules: str | None = None) -> tuple[anthropic.Anthropic, ...]:
+    """Two clients, each in a fresh run where a stream and its non-stream twin share a key
+    (replay_ignore=stream): the same request gets the same answer, streamed or not."""
+    return tuple(make_client(harness(rules=rules, ignore="stream")) for _ in range(2))
 
 
 @pytest.fixture
-def client(responders: Responders) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(api_key="k", http_client=http_client_for(anthropic, responders)) as c:
+def r(harness: Harnesses) -> Harness:
+    return harness()
+
+
+@pytest.fixture
+def client(r: Harness) -> Iterator[anthropic.Anthropic]:
+    with make_client(r) as c:
         yield c
 
 
-def test_create_text(client: anthropic.Anthropic, responders: Responders) -> None:
+def test_create_text(client: anthropic.Anthropic, r: Harness) -> None:
     message = client.messages.create(model=MODEL, max_tokens=512, messages=USER)
     assert message.type == "message" and message.role == "assistant" and message.model == MODEL
     assert message.id.startswith("msg_01")
@@ -67,20 +76,18 @@ def test_create_text(client: anthropic.Anthropic, responders: Responders) -> Non
     assert message.stop_reason == "end_turn" and message.stop_sequence is None
     assert message.usage.output_tokens == count_tokens(block.text)
     assert message.usage.input_tokens > 0
-    request, answer = responders.seen[-1]
+    request, answer = r.seen[-1]
     assert request.path == "/v1/messages"
     assert json.loads(answer.body)["content"][0]["text"] == block.text
 
 
-def test_request_id_comes_from_the_header(
-    client: anthropic.Anthropic, responders: Responders
-) -> None:
+def test_request_id_comes_from_the_header(client: anthropic.Anthropic, r: Harness) -> None:
     message = client.messages.create(model=MODEL, max_tokens=64, messages=USER)
-    header = dict(responders.seen[-1][1].headers)["request-id"]
+    header = dict(r.seen[-1][1].headers)["request-id"]
     assert header.startswith("req_011C")
     assert message._request_id == header
     with client.messages.stream(model=MODEL, max_tokens=64, messages=USER) as stream:
-        assert stream.request_id == dict(responders.seen[-1][1].headers)["request-id"]
+        assert stream.request_id == dict(r.seen[-1][1].headers)["request-id"]
 
 
 def test_raw_stream_event_order(client: anthropic.Anthropic) -> None:
@@ -134,7 +141,8 @@ def test_forced_tool(client: anthropic.Anthropic, choice: Any, names: set[str]) 
     assert message.stop_reason == "tool_use"
 
 
-def test_tool_streamed_through_the_helper(client: anthropic.Anthropic) -> None:
+def test_tool_streamed_through_the_helper(harness: Harnesses) -> None:
+    client, twin = twins(harness)
     choice: Any = {"type": "tool", "name": "get_weather"}
     with client.messages.stream(
         model=MODEL, max_tokens=512, messages=USER, tools=TOOLS, tool_choice=choice
@@ -146,27 +154,22 @@ def test_tool_streamed_through_the_helper(client: anthropic.Anthropic) -> None:
     valid("get_weather", block.input)
     assert json.loads("".join(partials)) == block.input
     assert final.stop_reason == "tool_use"
-    plain = client.messages.create(
+    plain = twin.messages.create(
         model=MODEL, max_tokens=512, messages=USER, tools=TOOLS, tool_choice=choice
     )
     assert plain.content[0].type == "tool_use"
     assert plain.content[0].input == block.input and plain.content[0].id == block.id
 
 
-def test_canned_reply_text_and_two_tool_uses() -> None:
-    reply = Reply(
-        "Let me check both.",
-        (
-            ToolCall("get_weather", {"city": "Paris", "unit": "celsius", "days": 1}),
-            ToolCall("get_time"),
-        ),
+def test_canned_reply_text_and_two_tool_uses(harness: Harnesses) -> None:
+    weather = {"city": "Paris", "unit": "celsius", "days": 1}
+    rules = canned(
+        "Let me check both.", {"name": "get_weather", "arguments": weather}, {"name": "get_time"}
     )
-    responders = Responders(reply=reply)
-    with anthropic.Anthropic(
-        api_key="k", http_client=http_client_for(anthropic, responders)
-    ) as client:
+    client, twin = twins(harness, rules)
+    with client, twin:
         message = client.messages.create(model=MODEL, max_tokens=512, messages=USER, tools=TOOLS)
-        with client.messages.stream(
+        with twin.messages.stream(
             model=MODEL, max_tokens=512, messages=USER, tools=TOOLS
         ) as stream:
             streamed = stream.get_final_message()
@@ -183,7 +186,8 @@ def test_canned_reply_text_and_two_tool_uses() -> None:
     assert streamed.usage.output_tokens == message.usage.output_tokens
 
 
-def test_thinking_through_the_helper(client: anthropic.Anthropic) -> None:
+def test_thinking_through_the_helper(harness: Harnesses) -> None:
+    client, twin = twins(harness)
     thinking: Any = {"type": "enabled", "budget_tokens": 1024}
     with client.messages.stream(
         model=MODEL, max_tokens=2048, messages=USER, thinking=thinking
@@ -195,17 +199,18 @@ def test_thinking_through_the_helper(client: anthropic.Anthropic) -> None:
     assert second.type == "text" and second.text
     assert "thinking" in kinds and "signature" in kinds and "text" in kinds
     assert kinds.index("signature") < kinds.index("text")
-    plain = client.messages.create(model=MODEL, max_tokens=2048, messages=USER, thinking=thinking)
+    plain = twin.messages.create(model=MODEL, max_tokens=2048, messages=USER, thinking=thinking)
     assert plain.content[0].type == "thinking"
     assert plain.content[0].signature == first.signature
     assert plain.usage.output_tokens == final.usage.output_tokens
 
 
-def test_max_tokens_cut(client: anthropic.Anthropic) -> None:
+def test_max_tokens_cut(harness: Harnesses) -> None:
+    client, twin = twins(harness)
     message = client.messages.create(model=MODEL, max_tokens=5, messages=USER)
     assert message.stop_reason == "max_tokens"
     assert message.usage.output_tokens == 5
-    with client.messages.stream(model=MODEL, max_tokens=5, messages=USER) as stream:
+    with twin.messages.stream(model=MODEL, max_tokens=5, messages=USER) as stream:
         final = stream.get_final_message()
     assert final.stop_reason == "max_tokens"
     assert final.content[0].type == "text" and message.content[0].type == "text"
@@ -223,13 +228,13 @@ def test_count_tokens_equals_usage_input_tokens(client: anthropic.Anthropic) -> 
     assert bare.input_tokens < counted.input_tokens
 
 
-def test_async_stream_helper() -> None:
-    responders = Responders()
+def test_async_stream_helper(harness: Harnesses) -> None:
+    r = harness()
 
     async def run() -> tuple[list[str], anthropic.types.Message]:
         async with (
             anthropic.AsyncAnthropic(
-                api_key="k", http_client=http_client_for(anthropic, responders, asynchronous=True)
+                api_key="k", http_client=http_client_for(anthropic, r, asynchronous=True)
             ) as client,
             client.messages.stream(model=MODEL, max_tokens=512, messages=USER) as stream,
         ):
@@ -242,12 +247,10 @@ def test_async_stream_helper() -> None:
     assert final.usage.output_tokens == len(pieces)
 
 
-def test_same_fingerprint_and_occurrence_give_identical_bytes() -> None:
+def test_same_fingerprint_and_occurrence_give_identical_bytes(harness: Harnesses) -> None:
     def run() -> list[tuple[Any, ...]]:
-        responders = Responders()
-        with anthropic.Anthropic(
-            api_key="k", http_client=http_client_for(anthropic, responders)
-        ) as client:
+        r = harness()
+        with make_client(r) as client:
             for _ in range(2):
                 client.messages.create(model=MODEL, max_tokens=512, messages=USER, tools=TOOLS)
             for _ in range(2):
@@ -255,7 +258,7 @@ def test_same_fingerprint_and_occurrence_give_identical_bytes() -> None:
                     model=MODEL, max_tokens=512, messages=USER, tools=TOOLS, tool_choice=ANY
                 ) as stream:
                     stream.get_final_message()
-        return [(a.status, a.headers, a.frames, a.stream) for _, a in responders.seen]
+        return [(a.status, a.headers, a.frames, a.stream) for _, a in r.seen]
 
     first, second = run(), run()
     assert len(first) == 4 and first == second

@@ -2,8 +2,8 @@
 
 Chat completions (text, `n`, usage, `max_tokens`, tools, `.parse()`, the `.stream()` helper),
 legacy completions, embeddings, models, and the Azure, Gemini-compatible and Ollama `/v1`
-surfaces, all in-process through `Responders` (no sockets); also run on openai 1.x by
-`make compat`.
+surfaces, all in-process through the engine, as the proxy answers them (`Harness`, no
+sockets); also run on openai 1.x by `make compat`.
 """
 
 from __future__ import annotations
@@ -20,26 +20,17 @@ import openai
 import pytest
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel
-from support.inprocess import Responders, http_client_for
+from support.inprocess import Harness, Harnesses, canned, http_client_for
+from support.schemas import WEATHER
 
-from replay.models import Request
-from replay.providers.base import Answer, Reply, ToolCall, prompt_tokens
+from replay.models import Outcome, Request
+from replay.providers.base import Answer, prompt_tokens
 from replay.providers.embeddings import vector
 from replay.providers.text import count_tokens
 
 USER: list[Any] = [{"role": "user", "content": "What is the weather like in Paris today?"}]
 MODEL = "gpt-4o-mini"
 
-WEATHER: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "city": {"type": "string"},
-        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
-        "days": {"type": "integer", "minimum": 1, "maximum": 7},
-    },
-    "required": ["city", "unit", "days"],
-    "additionalProperties": False,
-}
 TIME: dict[str, Any] = {
     "type": "object",
     "properties": {"tz": {"type": "string"}, "utc": {"type": "boolean"}},
@@ -52,11 +43,11 @@ TOOLS: list[Any] = [
 SCHEMAS = {"get_weather": WEATHER, "get_time": TIME}
 
 
-def client(r: Responders, **kwargs: Any) -> openai.OpenAI:
+def client(r: Harness, **kwargs: Any) -> openai.OpenAI:
     return openai.OpenAI(api_key="k", http_client=http_client_for(openai, r), **kwargs)
 
 
-def last(r: Responders) -> tuple[Request, Answer]:
+def last(r: Harness) -> tuple[Request, Answer]:
     return r.seen[-1]
 
 
@@ -80,8 +71,8 @@ def sse_payloads(answer: Answer) -> list[Any]:
 # -- chat completions ---------------------------------------------------------------------
 
 
-def test_chat_non_stream() -> None:
-    r = Responders()
+def test_chat_non_stream(harness: Harnesses) -> None:
+    r = harness()
     out = client(r).chat.completions.create(model=MODEL, messages=USER)
     choice = out.choices[0]
     assert out.object == "chat.completion"
@@ -98,10 +89,11 @@ def test_chat_non_stream() -> None:
     assert out.usage.prompt_tokens == prompt_tokens(USER)
     assert out.usage.total_tokens == out.usage.prompt_tokens + out.usage.completion_tokens
     assert last(r)[1].headers[0] == ("content-type", "application/json")
+    assert r.outcomes == [Outcome.SYNTHETIC]  # made up by the engine, as the proxy does
 
 
-def test_chat_stream_sends_one_token_per_chunk() -> None:
-    r = Responders()
+def test_chat_stream_sends_one_token_per_chunk(harness: Harnesses) -> None:
+    r = harness()
     chunks = list(client(r).chat.completions.create(model=MODEL, messages=USER, stream=True))
     assert all(c.object == "chat.completion.chunk" for c in chunks)
     assert chunks[0].choices[0].delta.role == "assistant"
@@ -117,8 +109,8 @@ def test_chat_stream_sends_one_token_per_chunk() -> None:
     assert len(last(r)[1].frames) == len(chunks) + 1  # frame by frame, then [DONE]
 
 
-def test_stream_helper_final_completion_matches_the_events() -> None:
-    r = Responders()
+def test_stream_helper_final_completion_matches_the_events(harness: Harnesses) -> None:
+    r = harness()
     with client(r).chat.completions.stream(model=MODEL, messages=USER) as stream:
         text = "".join(e.delta for e in stream if e.type == "content.delta")
         final = stream.get_final_completion()
@@ -138,8 +130,8 @@ class Answer_(BaseModel):
     score: float | None
 
 
-def test_parse_with_a_pydantic_model() -> None:
-    r = Responders()
+def test_parse_with_a_pydantic_model(harness: Harnesses) -> None:
+    r = harness()
     out = client(r).chat.completions.parse(
         model=MODEL,
         messages=USER,
@@ -153,8 +145,8 @@ def test_parse_with_a_pydantic_model() -> None:
     assert sent["response_format"]["type"] == "json_schema"
 
 
-def test_forced_tool_arguments_are_valid_against_the_schema() -> None:
-    r = Responders()
+def test_forced_tool_arguments_are_valid_against_the_schema(harness: Harnesses) -> None:
+    r = harness()
     out = client(r).chat.completions.create(
         model=MODEL,
         messages=USER,
@@ -172,8 +164,8 @@ def test_forced_tool_arguments_are_valid_against_the_schema() -> None:
     validate(call.function.arguments, call.function.name)
 
 
-def test_named_tool_streamed_through_the_helper() -> None:
-    r = Responders()
+def test_named_tool_streamed_through_the_helper(harness: Harnesses) -> None:
+    r = harness()
     with client(r).chat.completions.stream(
         model=MODEL,
         messages=USER,
@@ -201,8 +193,8 @@ class Weather(BaseModel):
     days: int
 
 
-def test_parse_with_a_strict_pydantic_tool() -> None:
-    r = Responders()
+def test_parse_with_a_strict_pydantic_tool(harness: Harnesses) -> None:
+    r = harness()
     out = client(r).chat.completions.parse(
         model=MODEL,
         messages=USER,
@@ -213,17 +205,15 @@ def test_parse_with_a_strict_pydantic_tool() -> None:
     assert isinstance(call.function.parsed_arguments, Weather)
 
 
-CANNED = Reply(
+CANNED = canned(
     "Let me check.",
-    (
-        ToolCall("get_weather", {"city": "Paris", "unit": "celsius", "days": 2}),
-        ToolCall("get_time"),
-    ),
+    {"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius", "days": 2}},
+    {"name": "get_time"},
 )
 
 
-def test_parallel_canned_tool_calls() -> None:
-    r = Responders(reply=CANNED)
+def test_parallel_canned_tool_calls(harness: Harnesses) -> None:
+    r = harness(rules=CANNED)
     out = client(r).chat.completions.create(model=MODEL, messages=USER, tools=TOOLS)
     message = out.choices[0].message
     assert message.content == "Let me check."
@@ -239,8 +229,8 @@ def test_parallel_canned_tool_calls() -> None:
     assert out.choices[0].finish_reason == "tool_calls"
 
 
-def test_parallel_canned_tool_calls_streamed() -> None:
-    r = Responders(reply=CANNED)
+def test_parallel_canned_tool_calls_streamed(harness: Harnesses) -> None:
+    r = harness(rules=CANNED)
     with client(r).chat.completions.stream(model=MODEL, messages=USER, tools=TOOLS) as stream:
         final = stream.get_final_completion()
     message = final.choices[0].message
@@ -257,8 +247,8 @@ def test_parallel_canned_tool_calls_streamed() -> None:
     assert indices == sorted(indices) and set(indices) == {0, 1}
 
 
-def test_n_choices_each_have_their_own_text() -> None:
-    r = Responders()
+def test_n_choices_each_have_their_own_text(harness: Harnesses) -> None:
+    r = harness()
     out = client(r).chat.completions.create(model=MODEL, messages=USER, n=3)
     texts = [c.message.content for c in out.choices]
     assert [c.index for c in out.choices] == [0, 1, 2]
@@ -267,8 +257,8 @@ def test_n_choices_each_have_their_own_text() -> None:
     assert out.usage.completion_tokens == sum(count_tokens(t or "") for t in texts)
 
 
-def test_n_choices_stream_interleaved_and_through_the_helper() -> None:
-    r = Responders()
+def test_n_choices_stream_interleaved_and_through_the_helper(harness: Harnesses) -> None:
+    r = harness()
     kwargs: Any = {"model": MODEL, "messages": USER, "n": 2}
     raw = list(client(r).chat.completions.create(stream=True, **kwargs))
     assert [c.choices[0].index for c in raw[:4]] == [0, 1, 0, 1]
@@ -278,13 +268,14 @@ def test_n_choices_stream_interleaved_and_through_the_helper() -> None:
     ]
     assert texts[0] != texts[1]
     assert [c.choices[0].finish_reason for c in raw if c.choices[0].finish_reason] == ["stop"] * 2
-    with client(r).chat.completions.stream(**kwargs) as stream:
+    # The helper's request in a fresh run (the same key and occurrence): the same answer.
+    with client(harness()).chat.completions.stream(**kwargs) as stream:
         final = stream.get_final_completion()
     assert [c.message.content for c in final.choices] == texts
 
 
-def test_include_usage_counts_what_was_streamed() -> None:
-    r = Responders()
+def test_include_usage_counts_what_was_streamed(harness: Harnesses) -> None:
+    r = harness()
     chunks = list(
         client(r).chat.completions.create(
             model=MODEL,
@@ -305,8 +296,8 @@ def test_include_usage_counts_what_was_streamed() -> None:
 
 
 @pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
-def test_max_tokens_cuts_the_text(field: str) -> None:
-    r = Responders()
+def test_max_tokens_cuts_the_text(field: str, harness: Harnesses) -> None:
+    r = harness()
     kwargs: Any = {"model": MODEL, "messages": USER, field: 3}
     out = client(r).chat.completions.create(**kwargs)
     assert out.choices[0].finish_reason == "length"
@@ -317,8 +308,8 @@ def test_max_tokens_cuts_the_text(field: str) -> None:
     assert chunks[-1].choices[0].finish_reason == "length"
 
 
-def test_length_finish_makes_parse_raise_as_the_real_api_would() -> None:
-    r = Responders()
+def test_length_finish_makes_parse_raise_as_the_real_api_would(harness: Harnesses) -> None:
+    r = harness()
     with pytest.raises(openai.LengthFinishReasonError):
         client(r).chat.completions.parse(
             model=MODEL,
@@ -328,8 +319,8 @@ def test_length_finish_makes_parse_raise_as_the_real_api_would() -> None:
         )
 
 
-def test_async_client_stream() -> None:
-    r = Responders()
+def test_async_client_stream(harness: Harnesses) -> None:
+    r = harness()
 
     async def main() -> tuple[str, str | None]:
         c = openai.AsyncOpenAI(
@@ -350,8 +341,8 @@ def test_async_client_stream() -> None:
 # -- legacy completions -------------------------------------------------------------------
 
 
-def test_legacy_completions_one_choice_per_prompt_and_n() -> None:
-    r = Responders()
+def test_legacy_completions_one_choice_per_prompt_and_n(harness: Harnesses) -> None:
+    r = harness()
     out = client(r).completions.create(
         model="gpt-3.5-turbo-instruct", prompt=["Say hi", "Say bye"], n=2, max_tokens=50
     )
@@ -365,8 +356,8 @@ def test_legacy_completions_one_choice_per_prompt_and_n() -> None:
     assert out.usage.completion_tokens == sum(count_tokens(c.text) for c in out.choices)
 
 
-def test_legacy_completions_stream_with_usage() -> None:
-    r = Responders()
+def test_legacy_completions_stream_with_usage(harness: Harnesses) -> None:
+    r = harness()
     chunks = list(
         client(r).completions.create(
             model="gpt-3.5-turbo-instruct",
@@ -387,8 +378,8 @@ def test_legacy_completions_stream_with_usage() -> None:
 # -- embeddings ---------------------------------------------------------------------------
 
 
-def test_embeddings_default_base64() -> None:
-    r = Responders()
+def test_embeddings_default_base64(harness: Harnesses) -> None:
+    r = harness()
     out = client(r).embeddings.create(model="text-embedding-3-small", input="hello world")
     sent = json.loads(last(r)[0].body)
     assert sent["encoding_format"] == "base64"
@@ -400,8 +391,8 @@ def test_embeddings_default_base64() -> None:
     assert out.usage.prompt_tokens == count_tokens("hello world")
 
 
-def test_embeddings_float_with_dimensions() -> None:
-    r = Responders()
+def test_embeddings_float_with_dimensions(harness: Harnesses) -> None:
+    r = harness()
     out = client(r).embeddings.create(
         model="text-embedding-3-large", input=["a", "b"], encoding_format="float", dimensions=8
     )
@@ -414,8 +405,8 @@ def test_embeddings_float_with_dimensions() -> None:
     assert len(default.data[0].embedding) == 3072
 
 
-def test_same_text_same_vector_across_batches() -> None:
-    r = Responders()
+def test_same_text_same_vector_across_batches(harness: Harnesses) -> None:
+    r = harness()
     c = client(r)
     batch = c.embeddings.create(model="text-embedding-3-small", input=["one", "two", "three"])
     alone = c.embeddings.create(model="text-embedding-3-small", input="two")
@@ -432,8 +423,8 @@ def test_same_text_same_vector_across_batches() -> None:
 # -- models -------------------------------------------------------------------------------
 
 
-def test_models_list_and_retrieve() -> None:
-    r = Responders()
+def test_models_list_and_retrieve(harness: Harnesses) -> None:
+    r = harness()
     c = client(r)
     ids = [m.id for m in c.models.list()]
     assert {"gpt-4o-mini", "gpt-4.1-mini", "text-embedding-3-small"} <= set(ids)
@@ -446,8 +437,8 @@ def test_models_list_and_retrieve() -> None:
 
 
 @pytest.mark.parametrize("deployment", [None, "my-deployment"])
-def test_azure_classic(deployment: str | None) -> None:
-    r = Responders()
+def test_azure_classic(deployment: str | None, harness: Harnesses) -> None:
+    r = harness()
     c = openai.AzureOpenAI(
         api_key="k",
         azure_endpoint="https://example.openai.azure.com",
@@ -471,8 +462,8 @@ def test_azure_classic(deployment: str | None) -> None:
         assert stream.get_final_completion().choices[0].message.content
 
 
-def test_azure_v1_and_non_deployment_paths() -> None:
-    r = Responders()
+def test_azure_v1_and_non_deployment_paths(harness: Harnesses) -> None:
+    r = harness()
     c = client(r, base_url="https://x.openai.azure.com/openai/v1/")
     out = c.chat.completions.create(model="my-deployment", messages=USER)
     assert last(r)[0].path == "/openai/v1/chat/completions"
@@ -489,8 +480,8 @@ def test_azure_v1_and_non_deployment_paths() -> None:
     assert last(r)[0].path == "/openai/models/gpt-4o"
 
 
-def test_gemini_openai_compatible_surface() -> None:
-    r = Responders()
+def test_gemini_openai_compatible_surface(harness: Harnesses) -> None:
+    r = harness()
     c = client(r, base_url="https://generativelanguage.googleapis.com/v1beta/openai/")
     out = c.chat.completions.create(model="gemini-2.5-flash", messages=USER)
     assert last(r)[0].path == "/v1beta/openai/chat/completions"
@@ -500,8 +491,8 @@ def test_gemini_openai_compatible_surface() -> None:
     assert [m.id for m in c.models.list()]
 
 
-def test_ollama_v1_surface() -> None:
-    r = Responders()
+def test_ollama_v1_surface(harness: Harnesses) -> None:
+    r = harness()
     c = openai.OpenAI(
         api_key="ollama",
         base_url="http://127.0.0.1:11434/v1",
@@ -519,15 +510,17 @@ def test_ollama_v1_surface() -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_same_request_same_bytes_and_next_occurrence_differs(stream: bool) -> None:
-    def run(r: Responders) -> Answer:
+def test_same_request_same_bytes_and_next_occurrence_differs(
+    stream: bool, harness: Harnesses
+) -> None:
+    def run(r: Harness) -> Answer:
         kwargs: Any = {"model": MODEL, "messages": USER, "n": 2, "stream": stream}
         result = client(r).chat.completions.create(**kwargs)
         if stream:
             list(result)
         return last(r)[1]
 
-    first, second = Responders(), Responders()
+    first, second = harness(), harness()
     a, b = run(first), run(second)
     assert a.frames == b.frames and a.headers == b.headers
     again = run(first)  # the same request a second time: occurrence 1

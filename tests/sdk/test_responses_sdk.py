@@ -1,4 +1,5 @@
-"""The real openai SDK drives the synthetic Responses API, a stateful surface, in-process.
+"""The real openai SDK drives the synthetic Responses API, a stateful surface, in-process
+through the engine (the proxy's own path, `support.inprocess.Harness`).
 
 Create (text, function calls, a canned reply, `text.format` and `responses.parse`,
 `max_output_tokens`), raw streams and the `responses.stream()` helper, sync and async; then
@@ -17,46 +18,31 @@ import openai
 import pytest
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel
-from support.inprocess import Responders, http_client_for
+from support.inprocess import Harness, Harnesses, canned, http_client_for
+from support.schemas import WEATHER
 
-from replay.providers.base import Reply, ToolCall, prompt_tokens
+from replay.providers.base import prompt_tokens
 from replay.providers.text import count_tokens, split_tokens
 
 MODEL = "gpt-4.1-mini"
-WEATHER: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "city": {"type": "string"},
-        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
-        "days": {"type": "integer", "minimum": 1, "maximum": 7},
-    },
-    "required": ["city", "unit", "days"],
-    "additionalProperties": False,
-}
 TOOLS: list[Any] = [
     {"type": "function", "name": "get_weather", "parameters": WEATHER, "strict": True},
     {"type": "function", "name": "get_time", "parameters": {"type": "object"}, "strict": False},
 ]
 
 
-def keyed(**kwargs: Any) -> Responders:
-    """`Responders` with each request's own fingerprint, as the engine's: two different
-    requests get different response ids within one session."""
-    return Responders(fingerprint=None, **kwargs)
-
-
-def client(r: Responders, **kwargs: Any) -> openai.OpenAI:
+def client(r: Harness, **kwargs: Any) -> openai.OpenAI:
     return openai.OpenAI(api_key="k", http_client=http_client_for(openai, r), **kwargs)
 
 
-def aclient(r: Responders) -> openai.AsyncOpenAI:
+def aclient(r: Harness) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(
         api_key="k", http_client=http_client_for(openai, r, asynchronous=True)
     )
 
 
-def test_create_gives_output_text_and_usage() -> None:
-    r = keyed()
+def test_create_gives_output_text_and_usage(harness: Harnesses) -> None:
+    r = harness()
     resp = client(r).responses.create(model=MODEL, input="Say hello", instructions="Be kind.")
     assert resp.object == "response" and resp.status == "completed"
     assert resp.id.startswith("resp_")
@@ -70,8 +56,8 @@ def test_create_gives_output_text_and_usage() -> None:
     assert request.path == "/v1/responses" and not answer.stream
 
 
-def test_raw_stream_event_order_and_sequence_numbers() -> None:
-    r = keyed()
+def test_raw_stream_event_order_and_sequence_numbers(harness: Harnesses) -> None:
+    r = harness()
     stream = client(r).responses.create(model=MODEL, input="Stream it", stream=True)
     events = list(stream)
     kinds = [e.type for e in events]
@@ -98,8 +84,8 @@ def test_raw_stream_event_order_and_sequence_numbers() -> None:
     assert answer.body.count(b"event: ") == len(events)
 
 
-def test_stream_helper_final_response() -> None:
-    r = keyed()
+def test_stream_helper_final_response(harness: Harnesses) -> None:
+    r = harness()
     with client(r).responses.stream(model=MODEL, input="Helper please") as stream:
         deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
         final = stream.get_final_response()
@@ -107,8 +93,8 @@ def test_stream_helper_final_response() -> None:
     assert final.output_text == "".join(deltas) != ""
 
 
-def test_forced_function_call_has_valid_arguments() -> None:
-    c = client(keyed())
+def test_forced_function_call_has_valid_arguments(harness: Harnesses) -> None:
+    c = client(harness())
     resp = c.responses.create(
         model=MODEL,
         input="Weather in Paris?",
@@ -122,8 +108,8 @@ def test_forced_function_call_has_valid_arguments() -> None:
     assert resp.output_text == ""
 
 
-def test_required_tool_choice_streams_arguments_through_the_helper() -> None:
-    with client(keyed()).responses.stream(
+def test_required_tool_choice_streams_arguments_through_the_helper(harness: Harnesses) -> None:
+    with client(harness()).responses.stream(
         model=MODEL, input="Any tool", tools=TOOLS, tool_choice="required"
     ) as stream:
         fragments = [e.delta for e in stream if e.type == "response.function_call_arguments.delta"]
@@ -134,9 +120,9 @@ def test_required_tool_choice_streams_arguments_through_the_helper() -> None:
     json.loads(call.arguments)
 
 
-def test_canned_reply_text_and_call() -> None:
-    reply = Reply("It is sunny.", (ToolCall("get_weather", {"city": "Oslo"}),))
-    resp = client(keyed(reply=reply)).responses.create(model=MODEL, input="x", tools=TOOLS)
+def test_canned_reply_text_and_call(harness: Harnesses) -> None:
+    rules = canned("It is sunny.", {"name": "get_weather", "arguments": {"city": "Oslo"}})
+    resp = client(harness(rules=rules)).responses.create(model=MODEL, input="x", tools=TOOLS)
     assert resp.output_text == "It is sunny."
     assert [o.type for o in resp.output] == ["message", "function_call"]
     assert json.loads(resp.output[1].arguments) == {"city": "Oslo"}
@@ -148,15 +134,15 @@ class Person(BaseModel):
     tags: list[str]
 
 
-def test_parse_with_a_pydantic_model() -> None:
-    parsed = client(keyed()).responses.parse(model=MODEL, input="Who?", text_format=Person)
+def test_parse_with_a_pydantic_model(harness: Harnesses) -> None:
+    parsed = client(harness()).responses.parse(model=MODEL, input="Who?", text_format=Person)
     assert isinstance(parsed.output_parsed, Person)
     assert Person.model_validate_json(parsed.output_text) == parsed.output_parsed
 
 
-def test_text_format_json_schema() -> None:
+def test_text_format_json_schema(harness: Harnesses) -> None:
     fmt: Any = {"type": "json_schema", "name": "weather", "schema": WEATHER, "strict": True}
-    resp = client(keyed()).responses.create(model=MODEL, input="x", text={"format": fmt})
+    resp = client(harness()).responses.create(model=MODEL, input="x", text={"format": fmt})
     Draft202012Validator(WEATHER).validate(json.loads(resp.output_text))
 
 
@@ -169,8 +155,8 @@ def _long_input(c: openai.OpenAI) -> str:
     raise AssertionError("no long answer found")
 
 
-def test_max_output_tokens_gives_incomplete() -> None:
-    c = client(keyed())
+def test_max_output_tokens_gives_incomplete(harness: Harnesses) -> None:
+    c = client(harness())
     text = _long_input(c)
     resp = c.responses.create(model=MODEL, input=text, max_output_tokens=16)
     assert resp.status == "incomplete"
@@ -184,8 +170,8 @@ def test_max_output_tokens_gives_incomplete() -> None:
     assert e.value.param == "max_output_tokens"
 
 
-def test_store_retrieve_input_items_delete() -> None:
-    c = client(keyed())
+def test_store_retrieve_input_items_delete(harness: Harnesses) -> None:
+    c = client(harness())
     resp = c.responses.create(
         model=MODEL,
         input=[
@@ -204,8 +190,8 @@ def test_store_retrieve_input_items_delete() -> None:
         c.responses.retrieve(resp.id)
 
 
-def test_retrieve_stream_starting_after() -> None:
-    c = client(keyed())
+def test_retrieve_stream_starting_after(harness: Harnesses) -> None:
+    c = client(harness())
     original = list(c.responses.create(model=MODEL, input="replay later", stream=True))
     rid = original[-1].response.id
     replayed = list(c.responses.retrieve(rid, stream=True, starting_after=2))
@@ -214,8 +200,8 @@ def test_retrieve_stream_starting_after() -> None:
     assert replayed[-1].response.output_text == original[-1].response.output_text
 
 
-def test_previous_response_id_chain() -> None:
-    c = client(keyed())
+def test_previous_response_id_chain(harness: Harnesses) -> None:
+    c = client(harness())
     first = c.responses.create(model=MODEL, input="My name is Ada.")
     second = c.responses.create(
         model=MODEL, input="What is my name?", previous_response_id=first.id
@@ -232,8 +218,8 @@ def test_previous_response_id_chain() -> None:
     assert e.value.code == "previous_response_not_found"
 
 
-def test_background_polling_to_completed() -> None:
-    c = client(keyed())
+def test_background_polling_to_completed(harness: Harnesses) -> None:
+    c = client(harness())
     resp = c.responses.create(model=MODEL, input="Take your time", background=True)
     assert resp.status == "queued" and resp.output_text == ""
     seen = [resp.status]
@@ -244,8 +230,8 @@ def test_background_polling_to_completed() -> None:
     assert resp.output_text
 
 
-def test_background_cancel() -> None:
-    c = client(keyed())
+def test_background_cancel(harness: Harnesses) -> None:
+    c = client(harness())
     resp = c.responses.create(model=MODEL, input="Never mind", background=True)
     cancelled = c.responses.cancel(resp.id)
     assert cancelled.status == "cancelled"
@@ -255,8 +241,8 @@ def test_background_cancel() -> None:
         c.responses.cancel(foreground.id)
 
 
-def test_unknown_ids_are_not_found() -> None:
-    c = client(keyed())
+def test_unknown_ids_are_not_found(harness: Harnesses) -> None:
+    c = client(harness())
     calls = [
         lambda: c.responses.retrieve("resp_unknown"),
         lambda: c.responses.delete("resp_unknown"),
@@ -272,17 +258,17 @@ def test_unknown_ids_are_not_found() -> None:
         assert e.value.request_id is not None
 
 
-def test_store_false_is_not_retrievable() -> None:
-    c = client(keyed())
+def test_store_false_is_not_retrievable(harness: Harnesses) -> None:
+    c = client(harness())
     resp = c.responses.create(model=MODEL, input="Ephemeral", store=False)
     assert resp.store is False and resp.output_text
     with pytest.raises(openai.NotFoundError):
         c.responses.retrieve(resp.id)
 
 
-def test_async_stream_and_helper() -> None:
+def test_async_stream_and_helper(harness: Harnesses) -> None:
     async def run() -> tuple[str, str]:
-        c = aclient(keyed())
+        c = aclient(harness())
         stream = await c.responses.create(model=MODEL, input="Async please", stream=True)
         deltas = [e.delta async for e in stream if e.type == "response.output_text.delta"]
         async with c.responses.stream(model=MODEL, input="Async helper") as helper:
@@ -293,17 +279,17 @@ def test_async_stream_and_helper() -> None:
     assert raw and helped
 
 
-def test_azure_and_gemini_compatible_prefixes() -> None:
+def test_azure_and_gemini_compatible_prefixes(harness: Harnesses) -> None:
     for base in ("http://res.openai.azure.com/openai/v1/", "http://g.test/v1beta/openai/"):
-        r = keyed()
+        r = harness()
         c = client(r, base_url=base)
         resp = c.responses.create(model=MODEL, input="hi")
         assert c.responses.retrieve(resp.id).id == resp.id
         assert r.seen[0][0].path.endswith("/responses")
 
 
-def test_azure_client_with_api_version() -> None:
-    r = keyed()
+def test_azure_client_with_api_version(harness: Harnesses) -> None:
+    r = harness()
     c = openai.AzureOpenAI(
         api_key="k",
         api_version="2025-04-01-preview",
@@ -317,9 +303,9 @@ def test_azure_client_with_api_version() -> None:
     assert ("api-version", "2025-04-01-preview") in request.query
 
 
-def test_deterministic_bytes_across_sessions() -> None:
+def test_deterministic_bytes_across_sessions(harness: Harnesses) -> None:
     def run() -> list[bytes]:
-        r = keyed()
+        r = harness()
         c = client(r)
         c.responses.create(model=MODEL, input="Same every time", tools=TOOLS)
         list(c.responses.create(model=MODEL, input="Same every time", stream=True))

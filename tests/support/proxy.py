@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import ssl
 import subprocess
 import sys
@@ -25,6 +24,8 @@ from typing import IO, Self
 
 import certifi
 import pytest
+
+from replay.launch import terminate
 
 READY_PATTERN = re.compile(r"listening at 127\.0\.0\.1:(\d+)")
 """Matches mitmproxy's ``HTTP(S) proxy listening at 127.0.0.1:PORT.`` (and reverse mode's)."""
@@ -158,14 +159,7 @@ class Proxy:
     def stop(self, timeout: float = 10.0) -> int:
         """SIGTERM, wait ``timeout`` s, then SIGKILL; returns the exit code. Idempotent."""
         if self.returncode is None:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait(timeout)
-            self.returncode = self.proc.returncode
+            self.returncode = terminate(self.proc, timeout)
         self._reader.join(5.0)
         if self.proc.stdout is not None and not self._reader.is_alive():
             self.proc.stdout.close()

@@ -149,7 +149,7 @@ class ConnectionCounter:
         self._sock.bind(("127.0.0.1", port))
         self._sock.listen(64)
         self._sock.setblocking(False)
-        self.port = port
+        self.port: int = self._sock.getsockname()[1]  # port 0: one the OS chose
         self._count = 0
 
     def count(self) -> int:

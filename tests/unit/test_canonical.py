@@ -472,3 +472,16 @@ def test_body_material_kinds() -> None:
 
 def test_body_material_json_wins_over_content_type() -> None:
     assert body_material(b"[1]", "text/plain") == {"json": [Decimal(1)]}
+
+
+def test_long_strings_are_escaped_in_slices_to_the_same_text_and_digest() -> None:
+    import hashlib
+
+    from replay.canonical import _SLICE, _string, canonical_digest
+
+    # Escapes, a lone surrogate and a line separator right at the slice boundary.
+    text = "a" * (_SLICE - 1) + '"\ud800\u2028\\\n' + "é" * _SLICE
+    value = {"messages": [{"content": text}], "n": 1}
+    whole = '{"messages":[{"content":' + _string(text) + '}],"n":1}'
+    assert canonical_json(value) == whole
+    assert canonical_digest(value) == hashlib.sha256(whole.encode("utf-8")).hexdigest()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from replay.conversation import has_tool_result, last_user_text
+from replay.conversation import called_tools, has_tool_result, last_user_text, system_text
 
 # -- OpenAI chat completions ----------------------------------------------------------------
 
@@ -308,3 +308,49 @@ def test_odd_shapes_never_raise(body: object) -> None:
 def test_odd_role_tool_in_input_items_counts_as_a_tool_result() -> None:
     assert has_tool_result({"input": [{"role": "tool", "content": "x"}]})
     assert has_tool_result({"contents": "x"}) is False
+
+
+# -- instructions and the tools called so far ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (OPENAI_TOOL_ROUND, "be brief"),
+        ({"messages": [{"role": "developer", "content": [{"type": "text", "text": "d"}]}]}, "d"),
+        ({"system": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}, "a\nb"),
+        ({"system": "s", "prompt": "p"}, "s"),  # Ollama /api/generate
+        ({"systemInstruction": {"parts": [{"text": "g"}]}, "contents": []}, "g"),
+        ({"instructions": "i", "input": [{"role": "system", "content": "j"}]}, "i\nj"),
+        ({"messages": [{"role": "user", "content": "u"}]}, None),
+        ("not a body", None),
+    ],
+)
+def test_system_text(body: object, expected: str | None) -> None:
+    assert system_text(body) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (OPENAI_TOOL_ROUND, {"get_weather"}),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": "x"},
+                    {
+                        "role": "assistant",
+                        "content": [{"type": "tool_use", "id": "t", "name": "a", "input": {}}],
+                    },
+                ]
+            },
+            {"a"},
+        ),
+        ({"contents": [{"role": "model", "parts": [{"functionCall": {"name": "g"}}]}]}, {"g"}),
+        ({"input": [{"type": "function_call", "name": "r", "call_id": "c"}]}, {"r"}),
+        ({"messages": [{"role": "user", "content": "x"}]}, set()),
+        (None, set()),
+    ],
+)
+def test_called_tools(body: object, expected: set[str]) -> None:
+    assert called_tools(body) == expected

@@ -109,6 +109,153 @@ def record(eng: Engine, request: Request, namespace: str = "default") -> Key:
     return plan.key
 
 
+# -- the whole mode table, through the engine and a real store ---------------------------------
+
+R, A, P, PT = Mode.REPLAY, Mode.AUTO, Mode.RECORD, Mode.PASSTHROUGH
+SYN, ERR, FWD = MissPolicy.SYNTHETIC, MissPolicy.ERROR, MissPolicy.FORWARD
+HIT = ("serve",)
+MADE_UP = ("make", Y, Outcome.SYNTHETIC, 200)
+MISS_404 = ("make", X, Outcome.MISS, 404)
+FORWARD = ("forward", False)
+RECORD = ("forward", True)
+MODE_TABLE = {
+    # (mode, stored, miss policy): what the engine plans (and, for Make, what it makes)
+    (R, True, SYN): HIT,
+    (R, True, ERR): HIT,
+    (R, True, FWD): HIT,
+    (R, False, SYN): MADE_UP,
+    (R, False, ERR): MISS_404,
+    (R, False, FWD): FORWARD,
+    (A, True, SYN): HIT,
+    (A, True, ERR): HIT,
+    (A, True, FWD): HIT,
+    (A, False, SYN): RECORD,
+    (A, False, ERR): RECORD,
+    (A, False, FWD): RECORD,
+    (P, True, SYN): RECORD,
+    (P, True, ERR): RECORD,
+    (P, True, FWD): RECORD,
+    (P, False, SYN): RECORD,
+    (P, False, ERR): RECORD,
+    (P, False, FWD): RECORD,
+    (PT, True, SYN): FORWARD,
+    (PT, True, ERR): FORWARD,
+    (PT, True, FWD): FORWARD,
+    (PT, False, SYN): FORWARD,
+    (PT, False, ERR): FORWARD,
+    (PT, False, FWD): FORWARD,
+}
+
+
+def outcome_of(eng: Engine, plan: Plan) -> tuple[object, ...]:
+    """What the engine does with `plan`, in MODE_TABLE's terms, checking each plan's parts."""
+    if isinstance(plan, Serve):
+        assert plan.playback.body == b"".join(c.data for c in CHUNKS)  # the stored answer
+        assert plan.playback.status == HEAD.status
+        return HIT
+    if isinstance(plan, Make):
+        made = eng.make(plan)
+        assert made.nearest is None  # nothing is recorded
+        assert made.playback.body.startswith(b"{")  # an OpenAI-shaped JSON answer or error
+        return ("make", plan.action, made.outcome, made.playback.status)
+    assert isinstance(plan, Forward)
+    # The recording is kept exactly when the plan says so (a 200: auto keeps it too).
+    assert stores(eng, plan, 200) is plan.record
+    return ("forward", plan.record)
+
+
+@pytest.mark.parametrize(("mode", "stored", "miss"), list(MODE_TABLE))
+def test_the_mode_table_through_the_engine(
+    tmp_path: Path, mode: Mode, stored: bool, miss: MissPolicy
+) -> None:
+    if stored:
+        rec = engine(tmp_path, Mode.RECORD)
+        record(rec, chat("hi"))
+        rec.close()
+    eng = engine(tmp_path, mode, replay_miss=miss.value)
+    plan = decide(eng, chat("hi"))
+    assert plan.key.occurrence == 0
+    # A miss (logged, and in the run's summary) is a request the store should have answered.
+    assert plan.miss is (not stored and mode in (Mode.REPLAY, Mode.AUTO))
+    assert outcome_of(eng, plan) == MODE_TABLE[mode, stored, miss]
+    eng.close()
+
+
+def test_the_mode_table_covers_every_combination() -> None:
+    assert set(MODE_TABLE) == {(m, s, p) for m in Mode for s in (True, False) for p in MissPolicy}
+    for (mode, stored, miss), expected in MODE_TABLE.items():  # the pure table agrees
+        action, record_it = decide_action(mode, miss, stored)
+        match expected:
+            case ("serve",):
+                assert (action, record_it) == (S, False)
+            case ("make", made, *_):
+                assert (action, record_it) == (made, False)
+            case ("forward", kept):
+                assert (action, record_it) == (F, kept)
+            case _:
+                raise AssertionError(expected)
+
+
+def record_incomplete(tmp_path: Path) -> Key:
+    """Record chat("hi") whose answer broke before its end (no `[DONE]`)."""
+    rec = engine(tmp_path, Mode.RECORD)
+    plan = decide(rec, chat("hi"))
+    assert isinstance(plan, Forward)
+    recording = rec.tap(plan, HEAD).recording
+    assert recording is not None
+    recording.tap(CHUNKS[0].data)
+    recording.abort("upstream reset")
+    assert not recording.complete
+    rec.commit(plan, recording, 0.1)
+    rec.close()
+    stored = Store(tmp_path).get(plan.key)
+    assert stored is not None and not stored.complete
+    return plan.key
+
+
+@pytest.mark.parametrize(
+    ("miss", "expected"),
+    [(SYN, MADE_UP[1:]), (ERR, MISS_404[1:]), (FWD, None)],
+)
+def test_an_incomplete_recording_is_a_miss(
+    tmp_path: Path, miss: MissPolicy, expected: tuple[object, ...] | None
+) -> None:
+    key = record_incomplete(tmp_path)
+    play = engine(tmp_path, Mode.REPLAY, replay_miss=miss.value)
+    plan = decide(play, chat("hi"))
+    assert plan.key == key and plan.miss
+    if expected is None:
+        assert isinstance(plan, Forward) and not plan.record
+    else:
+        assert isinstance(plan, Make)
+        made = play.make(plan)
+        assert (plan.action, made.outcome, made.playback.status) == expected
+        # The nearest recording is the incomplete one itself; no field differs.
+        assert made.nearest is not None and made.nearest.fingerprint == key.fingerprint
+        assert made.nearest.field is None
+    play.close()
+    auto = engine(tmp_path, Mode.AUTO)  # auto records it again
+    again = decide(auto, chat("hi"))
+    assert isinstance(again, Forward) and again.record and again.key == key
+    auto.close()
+
+
+@pytest.mark.parametrize("mode", [Mode.REPLAY, Mode.AUTO])
+def test_an_incomplete_recording_replays_as_it_happened_when_asked(
+    tmp_path: Path, mode: Mode
+) -> None:
+    key = record_incomplete(tmp_path)
+    rules = rules_file(tmp_path, "settings:\n  replay_incomplete: true\n")
+    eng = engine(tmp_path, mode, replay_miss="error", replay_rules=rules)
+    plan = decide(eng, chat("hi"))
+    assert isinstance(plan, Serve) and plan.key == key and not plan.miss
+    assert plan.playback.body == CHUNKS[0].data
+    # It ends as it did: the connection drops after the chunks that were recorded.
+    assert plan.playback.interruption is not None
+    assert plan.playback.interruption.after == 1
+    eng.close()
+
+
 def test_record_then_replay_repeats_in_order_and_the_last_repeats(tmp_path: Path) -> None:
     rec = engine(tmp_path, Mode.RECORD)
     keys = [record(rec, chat("hi")) for _ in range(2)]
@@ -162,12 +309,16 @@ def test_auto_stores_errors_only_when_asked(tmp_path: Path) -> None:
     auto = engine(tmp_path, Mode.AUTO)
     assert stores(auto, decide(auto, chat("x")), 200)
     assert not stores(auto, decide(auto, chat("x")), 429)
+    auto.close()  # one writer of a namespace at a time
     errors = engine(tmp_path, Mode.AUTO, replay_record_errors=True)
     assert stores(errors, decide(errors, chat("x")), 500)
+    errors.close()
     rec = engine(tmp_path, Mode.RECORD)
     assert stores(rec, decide(rec, chat("x")), 500)
+    rec.close()
     passthrough = engine(tmp_path, Mode.PASSTHROUGH)
     assert not stores(passthrough, decide(passthrough, chat("x")), 200)
+    passthrough.close()
 
 
 def test_record_clean_stop_removes_stale_occurrences(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import hashlib
 import json
 import re
 import zlib
+from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -171,6 +172,71 @@ def test_form_body_secrets_do_not_matter() -> None:
     assert fp(a) == fp(b)
     c = make_request(b"grant_type=other&refresh_token=ccc&client_secret=d", headers=form)
     assert fp(a) != fp(c)
+
+
+SECRET_PLACES: dict[str, Callable[[str], object]] = {
+    # issue #8: each place a secret could still reach the key; `s` is "one" or "two"
+    "json api_key": lambda s: {**CHAT, "api_key": f"hunter2-{s}"},
+    "json password": lambda s: {**CHAT, "password": f"pw-{s}"},
+    "json secret": lambda s: {**CHAT, "secret": f"s-{s}"},
+    "json token": lambda s: {**CHAT, "token": f"t-{s}"},
+    "json access_token": lambda s: {**CHAT, "access_token": f"a-{s}"},
+    "json client_secret": lambda s: {**CHAT, "client_secret": f"c-{s}"},
+    "json nested camelCase": lambda s: {**CHAT, "cfg": {"openaiApiKey": f"k-{s}"}},
+    "json number": lambda s: {**CHAT, "pin_password": 1 if s == "one" else 2},
+    "json in a string": lambda s: {**CHAT, "note": json.dumps({"api_key": f"in-{s}"})},
+    "groq": lambda s: {**CHAT, "note": "gsk_" + s * 10},
+    "huggingface": lambda s: {**CHAT, "note": "hf_" + s * 12},
+    "xai": lambda s: {**CHAT, "note": "xai-" + s * 10},
+    "openrouter": lambda s: {**CHAT, "note": "sk-or-v1-" + s * 10},
+    "aws secret": lambda s: {**CHAT, "note": f"aws_secret_access_key={(s * 14)[:40]}"},
+    "github": lambda s: {**CHAT, "note": "ghp_" + s * 12},
+    "github fine-grained": lambda s: {**CHAT, "note": "github_pat_" + s * 10},
+    "slack": lambda s: {**CHAT, "note": "xoxb-" + s * 5},
+    "pem": lambda s: {
+        **CHAT,
+        "note": f"-----BEGIN PRIVATE KEY-----\n{s * 8}\n-----END PRIVATE KEY-----",
+    },
+    "jwt": lambda s: {**CHAT, "note": f"eyJ{s * 4}.eyJ{s * 4}.{s * 4}"},
+    "glued": lambda s: {**CHAT, "note": f"KEY{OPENAI_KEY if s == 'one' else OTHER_OPENAI_KEY}"},
+    "no digits": lambda s: {**CHAT, "note": "sk-" + ("Abc" if s == "one" else "Xyz") * 12},
+}
+
+
+@pytest.mark.parametrize("place", list(SECRET_PLACES))
+def test_a_secret_in_each_new_place_does_not_matter(place: str) -> None:
+    one, two = (SECRET_PLACES[place](s) for s in ("one", "two"))
+    assert one != two
+    assert fp(chat(one)) == fp(chat(two)), place
+    assert fp(chat(one)) != fp(chat(CHAT))  # the field is there, only its value is gone
+
+
+def test_a_json_escaped_key_does_not_matter() -> None:
+    def body(key: str) -> bytes:
+        escaped = key.replace("-", "\\u002d")
+        return ('{"model": "gpt-4o", "note": "' + escaped + '"}').encode()
+
+    assert fp(make_request(body(OPENAI_KEY))) == fp(make_request(body(OTHER_OPENAI_KEY)))
+
+
+def test_a_secret_multipart_field_does_not_matter() -> None:
+    def body(secret: str) -> bytes:
+        return (
+            b'--b\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n'
+            b'--b\r\nContent-Disposition: form-data; name="api_key"\r\n\r\n'
+            + secret.encode()
+            + b"\r\n--b--\r\n"
+        )
+
+    headers = (("Content-Type", "multipart/form-data; boundary=b"),)
+    assert fp(make_request(body("one"), headers=headers)) == fp(
+        make_request(body("two"), headers=headers)
+    )
+
+
+def test_ordinary_fields_named_like_secrets_still_matter() -> None:
+    for name in ("max_tokens", "token_count", "next_page_token", "key", "signature"):
+        assert fp(chat({**CHAT, name: "a"})) != fp(chat({**CHAT, name: "b"})), name
 
 
 def make_interaction(request: Request) -> Interaction:

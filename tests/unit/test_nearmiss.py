@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.layout import path_of
 
 import replay.nearmiss as nearmiss_module
 from replay import codec
@@ -87,9 +88,9 @@ def count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     reads: list[str] = []
     real = codec.decode
 
-    def spy(data: bytes, path: str = "<bytes>") -> Interaction:
+    def spy(data: bytes, path: str = "<bytes>", limit: int = 2**26) -> Interaction:
         reads.append(path)
-        return real(data, path)
+        return real(data, path, limit)
 
     monkeypatch.setattr(nearmiss_module, "decode", spy)
     return reads
@@ -176,25 +177,27 @@ def test_new_files_after_the_first_search_are_seen(index: NearMissIndex, store: 
     assert found is not None and found.fingerprint == later and found.field == "body.json.user"
 
 
-def test_warm_reads_the_files_before_the_first_search(
+def test_the_index_is_built_on_the_first_miss_never_before(
     index: NearMissIndex, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for c in ("a", "b"):
         record(store, chat(c))
     reads = count_reads(monkeypatch)
-    index.warm("default")
+    listed = []
+    real_entries = store.entries
+    monkeypatch.setattr(store, "entries", lambda *a: listed.append(a) or real_entries(*a))
+    index.warm("default")  # kept for old callers: reads and lists nothing
     index.warm("../bad")
-    assert len(reads) == 2 and len(index) == 2
-    reads.clear()
+    assert reads == [] and listed == [] and len(index) == 0
     assert index.nearest("default", chat("c")) is not None
-    assert len(reads) == 1
+    assert len(reads) == 3 and len(index) == 2  # both indexed, then the winner re-read
 
 
 def test_removed_files_are_forgotten(index: NearMissIndex, store: Store) -> None:
     gone = record(store, chat("hello"))
     kept = record(store, chat("bye", model="x"))
     assert (found := index.nearest("default", chat("hello!"))) and found.fingerprint == gone
-    store.path_for(Key("default", gone, 0)).unlink()
+    path_of(store, Key("default", gone, 0)).unlink()
     found = index.nearest("default", chat("hello!"))
     assert found is not None and found.fingerprint == kept
     assert len(index) == 1
@@ -210,7 +213,7 @@ def test_a_file_removed_between_listing_and_report_is_skipped(
 
     def refresh_then_remove(self: NearMissIndex, namespace: str) -> Any:
         ns = real_refresh(self, namespace)
-        store.path_for(Key("default", best, 0)).unlink(missing_ok=True)
+        path_of(store, Key("default", best, 0)).unlink(missing_ok=True)
         return ns
 
     monkeypatch.setattr(NearMissIndex, "_refresh", refresh_then_remove)
@@ -230,7 +233,7 @@ def test_each_file_is_read_once(
     reads.clear()
     index.nearest("default", chat("z"))
     assert len(reads) == 1  # only the winner
-    assert str(store.path_for(Key("default", min(fps), 0))) == reads[0]
+    assert str(path_of(store, Key("default", min(fps), 0))) == reads[0]
 
 
 def test_corrupt_files_are_skipped_and_retried_when_they_change(
@@ -238,7 +241,7 @@ def test_corrupt_files_are_skipped_and_retried_when_they_change(
 ) -> None:
     good = record(store, chat("bye", model="x", extra={"n": 1}))
     bad = record(store, chat("hello"))
-    path = store.path_for(Key("default", bad, 0))
+    path = path_of(store, Key("default", bad, 0))
     original = path.read_bytes()
     path.write_bytes(b"not zstd at all")
     with caplog.at_level(logging.WARNING, logger="replay.nearmiss"):
@@ -256,17 +259,17 @@ def test_a_corrupt_first_occurrence_falls_back_to_the_next(
 ) -> None:
     fp = record(store, chat("hello"))
     record(store, chat("hello"), occurrence=1)
-    store.path_for(Key("default", fp, 0)).write_bytes(b"\x28\xb5\x2f\xfd garbage")
+    path_of(store, Key("default", fp, 0)).write_bytes(b"\x28\xb5\x2f\xfd garbage")
     found = index.nearest("default", chat("hello?"))
     assert found is not None and found.fingerprint == fp and found.occurrence == 1
 
 
 def test_a_file_naming_another_fingerprint_is_skipped(index: NearMissIndex, store: Store) -> None:
     fp = record(store, chat("hello"))
-    elsewhere = Path(str(store.path_for(Key("default", "ab" + "0" * 62, 0))))
+    elsewhere = Path(str(path_of(store, Key("default", "ab" + "0" * 62, 0))))
     elsewhere.parent.mkdir(parents=True, exist_ok=True)
-    elsewhere.write_bytes(store.path_for(Key("default", fp, 0)).read_bytes())
-    store.path_for(Key("default", fp, 0)).unlink()
+    elsewhere.write_bytes(path_of(store, Key("default", fp, 0)).read_bytes())
+    path_of(store, Key("default", fp, 0)).unlink()
     assert index.nearest("default", chat("hello")) is None
 
 
@@ -397,3 +400,39 @@ def test_material_is_the_hashed_material() -> None:
     req = chat("hello")
     assert material(req, POLICY) == fingerprint(req, POLICY).material
     assert material(req, POLICY) is not material(req, POLICY)
+
+
+def test_a_namespace_of_bombs_and_symlinks_is_searched_within_a_memory_bound(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import tracemalloc
+
+    import zstandard
+
+    mib = 2**20
+    with Store(tmp_path / "cassettes", max_body=mib) as store:
+        good = record(store, chat("bye", model="x"))
+        compressor = zstandard.ZstdCompressor(level=3).compressobj()
+        bomb = b"".join(compressor.compress(b"\0" * mib) for _ in range(16)) + compressor.flush()
+        bombs = [f"{n:02x}" + "e" * 62 for n in range(4)]
+        for fp in bombs:
+            path = store.path_for(Key("default", fp, 0))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(bomb)
+        linked = store.path_for(Key("default", "ff" * 32, 0))
+        linked.parent.mkdir(parents=True, exist_ok=True)
+        linked.symlink_to("/dev/zero")
+        index = NearMissIndex(store, POLICY)
+        tracemalloc.start()
+        try:
+            with caplog.at_level(logging.WARNING, logger="replay.nearmiss"):
+                found = index.nearest("default", chat("hello"))
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert found is not None and found.fingerprint == good
+    assert peak < 8 * mib, f"peak {peak / mib:.1f} MiB for 64 MiB of bombs"
+    for fp in bombs:
+        assert f"{fp}.0.zst" in caplog.text
+    assert "replay_max_body" in caplog.text and "symbolic link" in caplog.text
+    assert len(index) == 1

@@ -116,8 +116,17 @@ def test_key_pattern_kinds() -> None:
     assert set(KEY_PATTERNS) == {
         "openai-key",
         "anthropic-key",
+        "openrouter-key",
+        "groq-key",
+        "xai-key",
+        "huggingface-token",
+        "github-token",
+        "slack-token",
         "google-key",
         "aws-key-id",
+        "aws-secret-key",
+        "jwt",
+        "private-key",
         "bearer",
     }
 
@@ -162,7 +171,7 @@ def test_a_bearer_token_that_is_a_known_key_gets_that_kind() -> None:
         "sk-abc123",  # too short
         "sk-learn-compatible-estimator-wrapper",  # no digit: prose, not a key
         "risk-assessment-for-2024-and-later-years",
-        "ask-ant-api03-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "ask-ant-ap",
         "sk-ant-a1b2c3d4e5f6g7h8i",  # too short for anthropic, and never an openai key
         "AIzaShort123",
         "AKIAIOSFODNN7EXAMPLEX",  # 21 characters: not an access key id
@@ -171,7 +180,7 @@ def test_a_bearer_token_that_is_a_known_key_gets_that_kind() -> None:
         "Bearer token",
         "the bearer of bad news",
         "Bearer short-token-123",
-        "Bearer: " + JWT,  # not the `Bearer <token>` shape
+        "Bearer: short.token.here",  # not the `Bearer <token>` shape
         "<redacted>",
         "<redacted:openai-key> <redacted:anthropic-key> <redacted:google-key>",
         "Bearer <redacted:bearer>",
@@ -193,10 +202,12 @@ def test_keys_right_after_json_or_percent_escapes_are_found() -> None:
     )
 
 
-def test_keys_glued_to_a_word_are_not_keys() -> None:
-    """The start rule that keeps "task-…" out also keeps "xsk-…" out (documented)."""
-    assert scan(f"x{OPENAI_PROJ}".encode()) == []
-    assert scan(f"ask-ant-api03-{'a1' * 20}".encode()) == []
+def test_keys_glued_to_a_word_are_not_keys_unless_their_prefix_is_distinctive() -> None:
+    """The start rule keeps "task-…" out; "KEYsk-proj-…", "xsk-ant-…" are keys (documented)."""
+    assert scan(f"task-{'a1' * 20}".encode()) == []
+    assert scan(f"xsk-{'a1' * 20}".encode()) == []
+    assert scrub(f"KEY{OPENAI_PROJ}".encode()) == b"KEY<redacted:openai-key>"
+    assert scrub(f"ask-ant-api03-{'a1' * 20}".encode()) == b"a<redacted:anthropic-key>"
 
 
 IDEMPOTENCE_CORPUS = [
@@ -525,3 +536,265 @@ def test_user_patterns_redact_the_stored_request_and_response_headers() -> None:
     )
     assert stored.chunks == interaction.chunks  # response bodies stay byte-exact
     assert redact(interaction).interaction.request.path == "/v1/users/cust-7/chat"
+
+
+# -- secrets by field name (issue #8) ------------------------------------------------------
+
+SECRET_NAMES = [
+    "api_key",
+    "API_KEY",
+    "apiKey",
+    "api-key",
+    "x-api-key",
+    "password",
+    "Password",
+    "passwd",
+    "secret",
+    "token",
+    "access_token",
+    "accessToken",
+    "refresh_token",
+    "id_token",
+    "client_secret",
+    "clientSecret",
+    "authorization",
+    "private_key",
+    "openai_api_key",
+    "OPENAI_API_KEY",
+    "db_password",
+    "aws_secret_access_key",
+    "webhook_secret",
+]
+ORDINARY_NAMES = [
+    "max_tokens",
+    "max_completion_tokens",
+    "max_output_tokens",
+    "maxOutputTokens",
+    "token_count",
+    "tokens",
+    "input_tokens",
+    "next_page_token",
+    "pageToken",
+    "key",
+    "signature",
+    "keys",
+    "monkey",
+    "secretary",
+    "password_hint",
+    "top_k",
+]
+
+
+@pytest.mark.parametrize("name", SECRET_NAMES)
+def test_a_secret_field_of_a_json_body_is_redacted(name: str) -> None:
+    body = json.dumps({"model": "m", name: "hunter2-not-key-shaped", "n": 1}).encode()
+    scrubbed = scrub_body(body, "application/json")
+    assert b"hunter2" not in scrubbed
+    assert json.loads(scrubbed) == {"model": "m", name: PLACEHOLDER, "n": 1}
+    assert scrub_body(scrubbed, "application/json") == scrubbed  # idempotent
+
+
+@pytest.mark.parametrize("name", ORDINARY_NAMES)
+def test_ordinary_llm_fields_are_kept(name: str) -> None:
+    body = json.dumps({name: "value-kept", "also": 12}).encode()
+    assert scrub_body(body, "application/json") == body
+
+
+def test_secret_fields_nested_numbers_and_json_inside_strings() -> None:
+    inner = json.dumps({"api_key": "inner-secret", "n": 1})
+    body = json.dumps(
+        {
+            "config": {"db": {"password": 123456, "host": "h"}},
+            "messages": [{"role": "user", "content": f"my config: {inner}"}],
+            "token": {"kind": "object", "value": "kept: judged by its own name"},
+            "secret": "",
+        }
+    ).encode()
+    scrubbed = json.loads(scrub_body(body, None))
+    assert scrubbed["config"]["db"] == {"password": PLACEHOLDER, "host": "h"}
+    content = scrubbed["messages"][0]["content"]
+    assert "inner-secret" not in content
+    assert json.loads(content.removeprefix("my config: ")) == {"api_key": PLACEHOLDER, "n": 1}
+    assert scrubbed["token"] == {"kind": "object", "value": "kept: judged by its own name"}
+    assert scrubbed["secret"] == ""
+
+
+def test_a_secret_value_with_escapes_is_redacted_whole() -> None:
+    body = b'{"password": "a\\"b\\\\c\\u00e9d", "x": 1}'
+    assert scrub_body(body, "application/json") == b'{"password": "<redacted>", "x": 1}'
+
+
+def test_a_secret_part_of_a_multipart_body_is_redacted() -> None:
+    body = (
+        b"--XyZ\r\n"
+        b'Content-Disposition: form-data; name="api_key"\r\n\r\n'
+        b"hunter2\r\n"
+        b"--XyZ\r\n"
+        b'Content-Disposition: form-data; name="model"\r\n\r\n'
+        b"whisper-1\r\n"
+        b"--XyZ\r\n"
+        b"Content-Disposition: form-data; name=Password\r\n\r\n"
+        b"p4ss\r\n"
+        b"--XyZ\r\n"
+        b'Content-Disposition: form-data; name="file"; filename="a.wav"\r\n'
+        b"Content-Type: audio/wav\r\n\r\n"
+        b"RIFF\x00\x01token\r\n"
+        b"--XyZ--\r\n"
+    )
+    scrubbed = scrub_body(body, 'multipart/form-data; boundary="XyZ"')
+    assert b"hunter2" not in scrubbed and b"p4ss" not in scrubbed
+    assert scrubbed == body.replace(b"hunter2", b"<redacted>").replace(b"p4ss", b"<redacted>")
+    assert scrub_body(scrubbed, "multipart/form-data; boundary=XyZ") == scrubbed
+
+
+def test_form_fields_use_the_field_names_too() -> None:
+    form = "application/x-www-form-urlencoded"
+    assert scrub_body(b"openai_api_key=zzz&max_tokens=5", form) == (
+        b"openai_api_key=<redacted>&max_tokens=5"
+    )
+
+
+# -- more key shapes (issue #8) ------------------------------------------------------------
+
+GROQ = "gsk_" + "Wq3Ze8Rt5Yu1Io9Pa7Sd2Fg6Hj4Kl0Zx3Cv8Bn5Mq1We7Rt9Yu2"
+HUGGINGFACE = "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEfGh"
+XAI = "xai-" + "Q1w2E3r4T5y6U7i8O9p0AsDfGhJkLzXcVbNmQwErTyUiOpAsDfGhJkLzXcVbNmQwErTyUiOpAsDfGhJk"
+OPENROUTER = "sk-or-v1-" + "0123456789abcdef" * 4
+GITHUB = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+GITHUB_FINE = "github_pat_" + "11AABBCCDD0" + "_" + "a1B2c3D4e5F6g7H8i9J0" * 4
+SLACK = "xoxb-" + "1234567890-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx"
+PEM = (
+    "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAx1y2z3\nAbCd+/==\n"
+    "-----END RSA PRIVATE KEY-----"
+)
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+MORE_KEYS = {
+    GROQ: "groq-key",
+    HUGGINGFACE: "huggingface-token",
+    XAI: "xai-key",
+    OPENROUTER: "openrouter-key",
+    GITHUB: "github-token",
+    "gho_" + GITHUB[4:]: "github-token",
+    "ghs_" + GITHUB[4:]: "github-token",
+    GITHUB_FINE: "github-token",
+    SLACK: "slack-token",
+    "xoxp-" + SLACK[5:]: "slack-token",
+    JWT: "jwt",
+    PEM: "private-key",
+    "sk-" + "AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEfGhIjKlMnOpQrStUv": "openai-key",  # no digit
+    "sk-proj-" + "AbCdEfGhIjKlMnOpQrStUvWxYz_-AbCdEfGh": "openai-key",  # no digit
+}
+
+
+@pytest.mark.parametrize(("key", "kind"), MORE_KEYS.items())
+def test_more_vendors_keys_are_scrubbed_and_scanned(key: str, kind: str) -> None:
+    data = f"before {key} after".encode()
+    assert scrub(data) == f"before <redacted:{kind}> after".encode()
+    assert [f.kind for f in scan(data)] == [kind]
+    assert scan(scrub(data)) == []
+    in_json = json.dumps({"text": f"x\n{key}"}).encode()  # a PEM's newlines become \n
+    assert key.encode() not in scrub(in_json) and scan(scrub(in_json)) == []
+
+
+@pytest.mark.parametrize(
+    "context",
+    [
+        "aws_secret_access_key = {}",
+        "AWS_SECRET_ACCESS_KEY={}",
+        '"SecretAccessKey": "{}"',
+        "aws_secret: '{}'",
+        '{{\\"secret_access_key\\": \\"{}\\"}}',
+    ],
+)
+def test_an_aws_secret_key_is_found_near_an_aws_context(context: str) -> None:
+    data = context.format(AWS_SECRET).encode()
+    assert scrub(data) == context.format("<redacted:aws-secret-key>").encode()
+    assert [f.kind for f in scan(data)] == ["aws-secret-key"]
+
+
+def test_forty_random_characters_without_an_aws_context_are_kept() -> None:
+    data = f"sha: {AWS_SECRET} and base64 {AWS_SECRET}".encode()
+    assert scrub(data) == data
+
+
+@pytest.mark.parametrize(
+    "prose",
+    [
+        "gsk_short",
+        "hf_short123",
+        "the xai-grok model",
+        "ghp_short",
+        "xoxb-123",
+        "eyJhbGci.eyJzdWIi.abc",  # too short for a JWT
+        "-----BEGIN PUBLIC KEY-----",
+        "the secret access key is stored in the vault",
+        "sk-learn-compatible-estimator-wrapper-for-pipelines",
+    ],
+)
+def test_near_misses_of_the_new_shapes_are_prose(prose: str) -> None:
+    assert scrub(prose.encode()) == prose.encode()
+
+
+def test_keys_glued_to_a_preceding_letter_are_found() -> None:
+    for glued in (f"KEY{OPENAI_PROJ}", f"x{ANTHROPIC}", f"token{GROQ}", f"abc{GITHUB}"):
+        assert scan(glued.encode()), glued
+        assert not scan(scrub(glued.encode()))
+
+
+def test_a_json_escaped_key_is_found_and_the_body_keeps_its_value() -> None:
+    escaped = OPENAI_PROJ.replace("-", "\\u002d").replace("_", "\\u005F")
+    body = ('{"k": "' + escaped + '", "lit": "\\\\u002d", "q": "\\u0022\\/"}').encode()
+    scrubbed = scrub_body(body, "application/json")
+    assert json.loads(scrubbed) == {
+        "k": "<redacted:openai-key>",
+        "lit": "\\u002d",  # an escaped backslash, then text: not an escape
+        "q": '"/',
+    }
+    assert [(f.kind, f.where) for f in scan(body)] == [("openai-key", "unescaped")]
+
+
+@pytest.mark.parametrize("coding", ["gzip", "br", "zstd", "deflate"])
+def test_scan_finds_keys_in_content_encoded_bodies(coding: str) -> None:
+    import zlib
+
+    import brotli
+    import zstandard
+
+    encode = {
+        "gzip": gzip.compress,
+        "br": brotli.compress,
+        "zstd": zstandard.ZstdCompressor().compress,
+        "deflate": zlib.compress,
+    }[coding]
+    body = json.dumps({"echo": f"your key is {OPENAI_PROJ}", "other": GROQ}).encode()
+    findings = scan(encode(body), coding)
+    assert OPENAI_PROJ not in repr(findings)
+    if coding == "zstd":  # zstd keeps some literals as they are: parts are also found raw
+        assert {(f.kind, f.length) for f in findings if f.where == "decoded"} >= {
+            ("openai-key", len(OPENAI_PROJ))
+        }
+        return
+    assert [(f.kind, f.where) for f in findings] == [
+        ("openai-key", "decoded"),
+        ("groq-key", "decoded"),
+    ]
+    assert findings[0].offset == body.index(OPENAI_PROJ.encode())
+    assert scan(encode(body)) == (findings if coding == "gzip" else [])  # sniffed: gzip only
+    assert OPENAI_PROJ not in repr(findings)
+
+
+def test_scan_sniffs_gzip_and_zstd_and_keeps_its_old_call() -> None:
+    body = f"k={OPENAI_PROJ}".encode()
+    assert [f.where for f in scan(gzip.compress(body))] == ["decoded"]
+    assert [f.where for f in scan(body)] == ["raw"]
+    assert scan(b"\x1f\x8b not really gzip") == []
+    assert len({f.secret_hash for f in scan(f"{GROQ} {GROQ} {XAI}".encode())}) == 2
+
+
+def test_the_fields_and_shapes_lists_are_documented() -> None:
+    from replay.redact import SECRET_FIELD_SUFFIXES, SECRET_FIELDS
+
+    docs = (Path(__file__).parents[2] / "docs" / "matching.md").read_text("utf-8")
+    for name in sorted(SECRET_FIELDS | set(SECRET_FIELD_SUFFIXES)):
+        assert f"`{name}`" in docs, name

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import zstandard
+from support.layout import path_of
 
 import replay.store as store_module
 from replay import codec
@@ -90,10 +91,10 @@ class Gate:
         self.opened = threading.Event()
         real = codec.encode
 
-        def encode(ri: RedactedInteraction) -> bytes:
+        def encode(ri: RedactedInteraction, **kwargs: Any) -> bytes:
             self.entered.set()
             assert self.opened.wait(30), "gate never opened"
-            return real(ri)
+            return real(ri, **kwargs)
 
         monkeypatch.setattr(store_module, "encode", encode)
 
@@ -105,9 +106,9 @@ def count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
     real = codec.decode
 
-    def decode(data: bytes, path: str = "<bytes>") -> Interaction:
+    def decode(data: bytes, path: str = "<bytes>", limit: int = 2**26) -> Interaction:
         calls.append(path)
-        return real(data, path)
+        return real(data, path, limit)
 
     monkeypatch.setattr(store_module, "decode", decode)
     return calls
@@ -120,7 +121,6 @@ def test_put_writes_one_file_at_the_documented_path(store: Store) -> None:
     assert repr(store) == f"Store({str(store.root)!r})"
     put_all(store, make())
     path = store.root / "default" / "ab" / f"{FP}.0.zst"
-    assert store.path_for(Key("default", FP, 0)) == path
     assert codec.decode(path.read_bytes()) == codec.normalize(redacted(make()).interaction)
     assert store.get(Key("default", FP, 0)) == codec.decode(path.read_bytes())
 
@@ -158,7 +158,9 @@ def test_bad_namespace_is_refused(store: Store, name: str) -> None:
 @pytest.mark.parametrize("key", [Key("d", "XY" * 32, 0), Key("d", "a", 0), Key("d", FP, -1)])
 def test_bad_fingerprint_or_occurrence_is_refused(store: Store, key: Key) -> None:
     with pytest.raises(StoreError):
-        store.path_for(key)
+        store.get(key)
+    with pytest.raises(StoreError):
+        store.get_latest(key)
 
 
 def test_put_takes_only_redacted_interactions(store: Store) -> None:
@@ -191,7 +193,7 @@ def test_pending_write_is_visible_before_it_lands(
     gate = Gate(monkeypatch)
     store.put(redacted(make(occurrence=0, text="first")))
     assert gate.entered.wait(30)
-    path = store.path_for(Key("default", FP, 0))
+    path = path_of(store, Key("default", FP, 0))
     assert not path.exists()
     assert text_of(store.get(Key("default", FP, 0))) == "first"
     assert text_of(store.get_latest(Key("default", FP, 7))) == "first"
@@ -248,7 +250,7 @@ def test_close_is_idempotent_and_a_later_put_still_lands(tmp_path: Path) -> None
     store = Store(tmp_path)
     store.put(redacted(make(text="before")))
     store.close()
-    assert store.path_for(Key("default", FP, 0)).is_file()  # close drained the queue
+    assert path_of(store, Key("default", FP, 0)).is_file()  # close drained the queue
     store.close()
     store.put(redacted(make(occurrence=1, text="after")))
     store.close()
@@ -433,7 +435,7 @@ def test_a_failed_rename_keeps_the_old_file_and_leaves_no_temp(
     monkeypatch.setattr(os, "replace", fail)
     with caplog.at_level(logging.ERROR, logger="replay.store"):
         put_all(store, make(text="new"))
-    path = store.path_for(Key("default", FP, 0))
+    path = path_of(store, Key("default", FP, 0))
     assert any(str(path) in r.getMessage() and r.levelno == logging.ERROR for r in caplog.records)
     assert "No space left on device" in caplog.text
     assert os.listdir(path.parent) == [path.name]
@@ -455,7 +457,7 @@ def test_an_unwritable_root_is_logged_never_raised(
 def test_a_bug_in_the_writer_is_logged_and_does_not_hang_flush(
     store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def broken(ri: RedactedInteraction) -> bytes:
+    def broken(ri: RedactedInteraction, **kwargs: Any) -> bytes:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(store_module, "encode", broken)
@@ -516,7 +518,7 @@ CORRUPT = {
 def test_a_corrupt_file_is_a_miss_with_a_warning_naming_it(
     store: Store, caplog: pytest.LogCaptureFixture, name: str
 ) -> None:
-    path = store.path_for(Key("default", FP, 0))
+    path = path_of(store, Key("default", FP, 0))
     path.parent.mkdir(parents=True)
     path.write_bytes(CORRUPT[name])
     with caplog.at_level(logging.WARNING, logger="replay.store"):
@@ -528,7 +530,7 @@ def test_a_corrupt_file_is_a_miss_with_a_warning_naming_it(
 
 
 def test_the_good_file_of_the_corrupt_cases_is_served(store: Store) -> None:
-    path = store.path_for(Key("default", FP, 0))
+    path = path_of(store, Key("default", FP, 0))
     path.parent.mkdir(parents=True)
     path.write_bytes(GOOD)
     assert store.get(Key("default", FP, 0)) == codec.normalize(make())
@@ -538,13 +540,13 @@ def test_a_corrupt_last_occurrence_is_not_skipped(
     store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     put_all(store, make(occurrence=0))
-    store.path_for(Key("default", FP, 1)).write_bytes(b"garbage")
+    path_of(store, Key("default", FP, 1)).write_bytes(b"garbage")
     assert store.get_latest(Key("default", FP, 3)) is None
     assert "garbage" not in caplog.text and f"{FP}.1.zst" in caplog.text
 
 
 def test_an_unreadable_path_is_a_miss(store: Store, caplog: pytest.LogCaptureFixture) -> None:
-    path = store.path_for(Key("default", FP, 0))
+    path = path_of(store, Key("default", FP, 0))
     path.mkdir(parents=True)  # a directory where a file should be
     assert store.get(Key("default", FP, 0)) is None
     assert str(path) in caplog.text
@@ -555,21 +557,21 @@ def test_a_file_that_cannot_be_statted_is_a_miss(
 ) -> None:
     put_all(store, make())
     path = store.path_for(Key("default", FP, 0))
-    real = os.stat
+    real = os.lstat  # entries are never followed: lstat, not stat
 
-    def stat(p: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+    def lstat(p: Any, *args: Any, **kwargs: Any) -> os.stat_result:
         if os.fspath(p) == str(path):
             raise PermissionError(13, "Permission denied")
         return real(p, *args, **kwargs)
 
-    monkeypatch.setattr(os, "stat", stat)
+    monkeypatch.setattr(os, "lstat", lstat)
     assert store.get(Key("default", FP, 0)) is None
     assert store.get_latest(Key("default", FP, 0)) is None
     assert str(path) in caplog.text and "Permission denied" in caplog.text
 
 
 def test_a_corrupt_file_fixed_by_put_is_served(store: Store) -> None:
-    path = store.path_for(Key("default", FP, 0))
+    path = path_of(store, Key("default", FP, 0))
     path.parent.mkdir(parents=True)
     path.write_bytes(b"garbage")
     assert store.get(Key("default", FP, 0)) is None
@@ -609,7 +611,7 @@ def test_put_of_the_same_key_invalidates_the_cache(
 def test_a_file_rewritten_behind_the_store_is_read_again(store: Store) -> None:
     put_all(store, make(text="v1"))
     assert text_of(store.get(Key("default", FP, 0))) == "v1"
-    path = store.path_for(Key("default", FP, 0))
+    path = path_of(store, Key("default", FP, 0))
     write_atomically(path, codec.encode(RedactedInteraction(make(text="v2 by hand"))))
     assert text_of(store.get(Key("default", FP, 0))) == "v2 by hand"
 
@@ -654,10 +656,10 @@ def test_a_read_that_raced_a_put_is_not_cached(
     reading, release = threading.Event(), threading.Event()
     real = codec.decode
 
-    def slow_decode(data: bytes, path: str = "<bytes>") -> Interaction:
+    def slow_decode(data: bytes, path: str = "<bytes>", limit: int = 2**26) -> Interaction:
         reading.set()
         assert release.wait(30)
-        return real(data, path)
+        return real(data, path, limit)
 
     monkeypatch.setattr(store_module, "decode", slow_decode)
     seen: list[Interaction | None] = []

@@ -10,7 +10,15 @@ import pytest
 
 from replay.models import Request
 from replay.providers import anthropic_api
-from replay.providers.base import Answer, BadCall, Call, Reply, ToolCall
+from replay.providers.base import (
+    TOOLS_AUTO,
+    TOOLS_FORCED,
+    Answer,
+    BadCall,
+    Call,
+    Reply,
+    ToolCall,
+)
 from replay.providers.text import count_tokens, split_tokens
 
 WEATHER_TOOL = {
@@ -36,6 +44,7 @@ def call_for(
     reply: Reply | None = None,
     fingerprint: str = "a" * 64,
     occurrence: int = 0,
+    tools: str = TOOLS_AUTO,
 ) -> Call:
     raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     request = Request(
@@ -48,7 +57,7 @@ def call_for(
         (("content-type", "application/json"),),
         raw,
     )
-    return Call(request, fingerprint, occurrence, reply)
+    return Call(request, fingerprint, occurrence, reply, synthetic_tools=tools)
 
 
 def respond(call: Call) -> Answer:
@@ -189,10 +198,39 @@ def test_stop_sequence_cuts_before_the_earliest_one() -> None:
     assert missing["content"][0]["text"] == full and missing["stop_reason"] == "end_turn"
 
 
-@pytest.mark.parametrize("choice", [None, {"type": "auto"}, {"type": "none"}])
-def test_unforced_tool_choice_gives_text(choice: dict[str, str] | None) -> None:
+@pytest.mark.parametrize("choice", [None, {"type": "auto"}])
+def test_auto_tool_choice_calls_a_tool_until_a_tool_result_follows(
+    choice: dict[str, str] | None,
+) -> None:
     payload = body(tools=[WEATHER_TOOL]) | ({"tool_choice": choice} if choice else {})
     got = message(payload)
+    assert [b["type"] for b in got["content"]] == ["tool_use"]
+    assert got["stop_reason"] == "tool_use"
+    use = got["content"][0]
+    then = payload | {
+        "messages": [
+            *payload["messages"],
+            {"role": "assistant", "content": [use]},
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": use["id"], "content": "9C"}],
+            },
+        ]
+    }
+    after = message(then)
+    assert [b["type"] for b in after["content"]] == ["text"]
+    assert after["stop_reason"] == "end_turn"
+
+
+@pytest.mark.parametrize(
+    ("choice", "tools"),
+    [({"type": "none"}, TOOLS_AUTO), (None, TOOLS_FORCED), ({"type": "auto"}, TOOLS_FORCED)],
+)
+def test_tool_choice_none_or_option_forced_gives_text(
+    choice: dict[str, str] | None, tools: str
+) -> None:
+    payload = body(tools=[WEATHER_TOOL]) | ({"tool_choice": choice} if choice else {})
+    got = message(payload, tools=tools)
     assert [b["type"] for b in got["content"]] == ["text"]
     assert got["stop_reason"] == "end_turn"
 

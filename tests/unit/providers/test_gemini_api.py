@@ -9,7 +9,7 @@ import pytest
 
 from replay.models import Request
 from replay.providers import router
-from replay.providers.base import Answer, BadCall, Call, Reply, ToolCall
+from replay.providers.base import TOOLS_AUTO, TOOLS_FORCED, Answer, BadCall, Call, Reply, ToolCall
 from replay.providers.text import count_tokens
 
 DEV = "/v1beta/models/gemini-2.5-flash"
@@ -31,13 +31,16 @@ def answer(
     reply: Reply | None = None,
     fingerprint: str = "a" * 64,
     occurrence: int = 0,
+    tools: str = TOOLS_AUTO,
 ) -> Answer:
     req = request(path, body, query)
     found = router.find(req)
     assert found is not None, path
     route, params = found
     assert route.provider == "gemini"
-    return route.respond(Call(req, fingerprint, occurrence, reply, params=params))
+    return route.respond(
+        Call(req, fingerprint, occurrence, reply, params=params, synthetic_tools=tools)
+    )
 
 
 def body_of(a: Answer) -> Any:
@@ -226,15 +229,42 @@ def test_allowed_function_names_that_name_nothing_are_a_bad_call() -> None:
         answer(DEV + ":generateContent", body)
 
 
-@pytest.mark.parametrize("mode", ["AUTO", "NONE", None])
-def test_without_mode_any_the_model_answers_in_text(mode: str | None) -> None:
+@pytest.mark.parametrize("mode", ["AUTO", "VALIDATED", None])
+def test_auto_calls_a_function_until_a_function_response_follows(mode: str | None) -> None:
+    body: dict[str, Any] = {
+        "contents": CONTENTS,
+        "tools": [{"functionDeclarations": [{"name": "a"}, {"name": "b"}]}],
+    }
+    if mode is not None:
+        body["toolConfig"] = {"functionCallingConfig": {"mode": mode}}
+    res = body_of(answer(DEV + ":generateContent", body))
+    (part,) = res["candidates"][0]["content"]["parts"]
+    assert part["functionCall"]["name"] in ("a", "b")
+    then = body | {
+        "contents": [
+            *CONTENTS,
+            {"role": "model", "parts": [part]},
+            {
+                "role": "user",
+                "parts": [{"functionResponse": {"name": "a", "response": {"ok": True}}}],
+            },
+        ]
+    }
+    (text,) = body_of(answer(DEV + ":generateContent", then))["candidates"][0]["content"]["parts"]
+    assert text["text"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "tools"), [("NONE", TOOLS_AUTO), ("AUTO", TOOLS_FORCED), (None, TOOLS_FORCED)]
+)
+def test_mode_none_or_option_forced_answers_in_text(mode: str | None, tools: str) -> None:
     body: dict[str, Any] = {
         "contents": CONTENTS,
         "tools": [{"functionDeclarations": [{"name": "a"}]}],
     }
     if mode is not None:
         body["toolConfig"] = {"functionCallingConfig": {"mode": mode}}
-    res = body_of(answer(DEV + ":generateContent", body))
+    res = body_of(answer(DEV + ":generateContent", body, tools=tools))
     (part,) = res["candidates"][0]["content"]["parts"]
     assert part["text"]
 

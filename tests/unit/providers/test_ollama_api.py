@@ -39,13 +39,16 @@ def answer(
     method: str = "POST",
     reply: Reply | None = None,
     occurrence: int = 0,
+    tools: str = "auto",
 ) -> Answer:
     req = request(path, body, method)
     found = router.find(req)
     assert found is not None, path
     route, params = found
     assert route.provider == "ollama"
-    return route.respond(Call(req, "a" * 64, occurrence, reply, params=params))
+    return route.respond(
+        Call(req, "a" * 64, occurrence, reply, params=params, synthetic_tools=tools)
+    )
 
 
 def lines(ans: Answer) -> list[dict[str, Any]]:
@@ -213,8 +216,23 @@ def test_canned_tool_calls_have_object_arguments() -> None:
         answer("/api/chat", body, reply=Reply(None, (ToolCall("x", [1, 2]),)))
 
 
-def test_without_a_canned_reply_tools_get_text() -> None:
+def test_offered_tools_get_one_call_then_text_after_the_tool_result() -> None:
     message = one(answer("/api/chat", chat_body(tools=[WEATHER], stream=False)))["message"]
+    (call,) = message["tool_calls"]
+    assert call["function"]["name"] == "get_weather"
+    assert isinstance(call["function"]["arguments"]["city"], str)
+    history = [
+        {"role": "user", "content": "Hello there"},
+        message,
+        {"role": "tool", "content": "9C", "tool_name": "get_weather"},
+    ]
+    then = one(answer("/api/chat", chat_body(tools=[WEATHER], stream=False, messages=history)))
+    assert then["message"]["content"] and "tool_calls" not in then["message"]
+
+
+def test_with_option_forced_tools_get_text() -> None:
+    body = chat_body(tools=[WEATHER], stream=False)
+    message = one(answer("/api/chat", body, tools="forced"))["message"]
     assert message["content"] and "tool_calls" not in message
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from replay.models import Request
 from replay.providers import openai_api
-from replay.providers.base import Answer, BadCall, Call, Reply, ToolCall
+from replay.providers.base import TOOLS_FORCED, Answer, BadCall, Call, Reply, ToolCall
 from replay.providers.embeddings import vector
 from replay.providers.text import count_tokens
 
@@ -51,12 +51,15 @@ def answer(
     occurrence: int = 0,
     reply: Reply | None = None,
     raw: bytes | None = None,
+    tools: str = "auto",
 ) -> Answer:
     req = request(path, body, method, raw)
     found = match(method, path)
     assert found is not None, path
     route = next(r for r in openai_api.ROUTES if r.respond.__name__ == found[0])
-    return route.respond(Call(req, "a" * 64, occurrence, reply, params=found[1]))
+    return route.respond(
+        Call(req, "a" * 64, occurrence, reply, params=found[1], synthetic_tools=tools)
+    )
 
 
 def payloads(a: Answer) -> list[Any]:
@@ -159,13 +162,39 @@ def test_json_schema_without_a_schema_gives_an_object() -> None:
     assert isinstance(json.loads(content), dict)
 
 
-def test_tool_choice_auto_and_none_answer_text() -> None:
-    for choice in ("auto", "none", None):
+def test_tool_choice_auto_calls_a_tool_then_answers_after_its_result() -> None:
+    for choice in ("auto", None):
         out = json.loads(
             answer("/v1/chat/completions", chat(tools=[WEATHER], tool_choice=choice)).body
         )
+        assert out["choices"][0]["finish_reason"] == "tool_calls"
+        message = out["choices"][0]["message"]
+        (call,) = message["tool_calls"]
+        assert call["function"]["name"] == "get_weather"
+        result = {"role": "tool", "tool_call_id": call["id"], "content": "9C"}
+        history = [*USER, message, result]
+        then = json.loads(
+            answer("/v1/chat/completions", chat(tools=[WEATHER], messages=history)).body
+        )
+        assert then["choices"][0]["finish_reason"] == "stop"
+        assert "tool_calls" not in then["choices"][0]["message"]
+
+
+def test_tool_choice_none_or_option_forced_answer_text() -> None:
+    for choice, tools in (("none", "auto"), ("auto", TOOLS_FORCED), (None, TOOLS_FORCED)):
+        body = chat(tools=[WEATHER], tool_choice=choice)
+        out = json.loads(answer("/v1/chat/completions", body, tools=tools).body)
         assert out["choices"][0]["finish_reason"] == "stop"
         assert "tool_calls" not in out["choices"][0]["message"]
+
+
+def test_parallel_tool_calls_true_calls_two_distinct_tools() -> None:
+    other = {"type": "function", "function": {"name": "other", "parameters": {"type": "object"}}}
+    body = chat(tools=[WEATHER, other], parallel_tool_calls=True)
+    message = json.loads(answer("/v1/chat/completions", body).body)["choices"][0]["message"]
+    names = [c["function"]["name"] for c in message["tool_calls"]]
+    assert sorted(names) == ["get_weather", "other"]
+    assert len({c["id"] for c in message["tool_calls"]}) == 2
 
 
 def test_allowed_tools_required_calls_one_of_them() -> None:

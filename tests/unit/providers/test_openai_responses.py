@@ -59,9 +59,10 @@ class Api:
     """Calls the responders as the engine would, with one session and fingerprints that
     follow the request (so two different requests never share ids)."""
 
-    def __init__(self, reply: Reply | None = None) -> None:
+    def __init__(self, reply: Reply | None = None, tools: str = "auto") -> None:
         self.session = Session()
         self.reply = reply
+        self.tools = tools
         self.count: dict[Request, int] = {}
 
     def call(self, req: Request, fingerprint: str | None = None) -> Answer:
@@ -71,7 +72,10 @@ class Api:
         occurrence = self.count.get(req, 0)
         self.count[req] = occurrence + 1
         fp = fingerprint or f"{req.method} {req.path} {req.query} {req.body!r}"
-        return route.respond(Call(req, fp, occurrence, self.reply, self.session, params))
+        call = Call(
+            req, fp, occurrence, self.reply, self.session, params, synthetic_tools=self.tools
+        )
+        return route.respond(call)
 
     def create(self, **body: Any) -> Answer:
         return self.call(request("POST", "/v1/responses", {"model": "gpt-4.1-mini", **body}))
@@ -252,9 +256,20 @@ def test_tool_choice_naming_a_function_calls_it() -> None:
     assert r["tools"][1]["strict"] is True and r["tools"][1]["description"] is None
 
 
-def test_tool_choice_auto_or_none_gives_text() -> None:
-    for choice in ("auto", "none", None):
-        r = body(Api().create(input="x", tools=TOOLS, tool_choice=choice))
+def test_tool_choice_auto_calls_a_function_until_its_output_follows() -> None:
+    for choice in ("auto", None):
+        api = Api()
+        r = body(api.create(input="x", tools=TOOLS, tool_choice=choice))
+        (item,) = r["output"]
+        assert item["type"] == "function_call" and item["name"] == "get_weather"
+        output = {"type": "function_call_output", "call_id": item["call_id"], "output": "9C"}
+        then = body(api.create(previous_response_id=r["id"], input=[output], tools=TOOLS))
+        assert [i["type"] for i in then["output"]] == ["message"]
+
+
+def test_tool_choice_none_or_option_forced_gives_text() -> None:
+    for choice, tools in (("none", "auto"), ("auto", "forced"), (None, "forced")):
+        r = body(Api(tools=tools).create(input="x", tools=TOOLS, tool_choice=choice))
         assert [i["type"] for i in r["output"]] == ["message"]
 
 
