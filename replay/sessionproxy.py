@@ -102,6 +102,7 @@ class SessionProxy:
             bundle = write_bundle(workdir, ca)
         except OSError as e:
             process.stop()
+            shutil.rmtree(workdir, ignore_errors=True)
             raise SessionProxyError(f"cannot read mitmproxy's CA {ca}: {e.strerror}") from None
         return cls(process.url, proxy_env(process.url, bundle), process, workdir)
 
