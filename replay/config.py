@@ -98,8 +98,8 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         "replay_cassette",
         str | None,
         None,
-        "Namespace inside the store (a plain name); a request header x-replay-cassette "
-        "overrides it per request.",
+        "Namespace inside the store: a relative path of plain segments (a/b/c); a request "
+        "header x-replay-cassette overrides it per request.",
     ),
     OptionSpec(
         "replay_speed",
@@ -174,17 +174,29 @@ MAX_MAX_BODY = 2**40
 """The bounds of `replay_max_body` (1 KiB .. 1 TiB)."""
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
-_NAMESPACE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 _IGNORE_SEGMENT = re.compile(r"^(\*|[^.*\s]+)$")
 
 
+NAMESPACE_MAX = 1024
+"""The longest namespace, in characters."""
+SEGMENT_MAX = 255
+"""The longest segment of a namespace, in UTF-8 bytes (a file name on most file systems)."""
+
+
 def check_namespace(name: str) -> str:
-    """`name` if it is a plain relative name, else ConfigError."""
-    if not _NAMESPACE.fullmatch(name) or name in {".", ".."} or len(name) > 128:
-        raise ConfigError(
-            f"invalid namespace {name!r}: use letters, digits, '_', '-' and '.' "
-            "(no '/', '\\' or '..')"
-        )
+    """`name` if it is a namespace, else ConfigError saying why.
+
+    A namespace is a relative path of one or more segments separated by `/`
+    (`tests/test_chat/test_summary[gpt-4o]`). Refused: an empty name or segment (`a//b`, a
+    trailing `/`), a segment `.` or `..` or any segment starting with `.` (the store hides
+    dot-names), a leading `/`, a backslash, a control character, a segment over SEGMENT_MAX
+    bytes, a name over NAMESPACE_MAX characters. Any other character is kept as it is:
+    making a name portable to every file system is the caller's choice (the pytest plugin
+    does it for the names it derives from test ids).
+    """
+    problem = _namespace_problem(name)
+    if problem is not None:
+        raise ConfigError(f"invalid namespace {name!r}: {problem}")
     return name
 
 
@@ -218,6 +230,27 @@ def check_dir(value: str) -> str:
                 "pip install 'llm-replay[s3]'"
             )
     return value
+
+
+def _namespace_problem(name: str) -> str | None:
+    if not name:
+        return "empty"
+    if len(name) > NAMESPACE_MAX:
+        return f"longer than {NAMESPACE_MAX} characters"
+    if name.startswith("/"):
+        return "a namespace is a relative path (no leading '/')"
+    if "\\" in name:
+        return "'\\' is not a separator (use '/')"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "control characters are not allowed"
+    for segment in name.split("/"):
+        if not segment:
+            return "empty segment (a '//' or a trailing '/')"
+        if segment.startswith("."):
+            return f"segment {segment!r} starts with '.' (no '.', '..' or hidden names)"
+        if len(segment.encode("utf-8", "surrogatepass")) > SEGMENT_MAX:
+            return f"segment longer than {SEGMENT_MAX} bytes"
+    return None
 
 
 def _comma_list(value: str | None) -> tuple[str, ...]:

@@ -21,10 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
+from typing import Any
 
 from replay import __version__
 from replay.answers import Maker, interruption, log_miss, with_rules
 from replay.config import MissPolicy, Mode, Settings, check_namespace
+from replay.control import OutcomeWindow
 from replay.errors import BadNamespace, ConfigError
 from replay.fingerprint import FINGERPRINT_VERSION, Fingerprint, FingerprintPolicy, fingerprint
 from replay.models import (
@@ -86,6 +88,7 @@ class Engine:
         self.planner = Planner(settings.speed)
         self.report = ReportWriter(settings.report) if settings.report else None
         self.tally = Tally()
+        self.window = OutcomeWindow()  # the control endpoint's outcomes (see below)
         self._next: dict[tuple[str, str], int] = {}
         self._given_back: dict[tuple[str, str], list[int]] = {}
         self._rule_next: dict[tuple[str, str], int] = {}
@@ -388,6 +391,32 @@ class Engine:
             )
         )
 
+    # --- the control endpoint (issue #10: replay/control.py, used by the pytest plugin) --
+
+    def reset_counters(self, namespace: str | None = None) -> int:
+        """Occurrence counting starts again at 0 for `namespace` (every namespace if None):
+        its next request of each kind is occurrence 0, as at the start of a run. Returns how
+        many fingerprints had a count. Record mode's clean-up at a stop is not affected."""
+        dropped: set[tuple[str, str]] = set()
+        with self._lock:
+            for counters in (self._next, self._given_back, self._rule_next):
+                for counter in [c for c in counters if namespace is None or c[0] == namespace]:
+                    del counters[counter]
+                    dropped.add(counter)
+        return len(dropped)
+
+    def control_state(self) -> dict[str, Any]:
+        """The settings a control client may want to see, and the namespace in force."""
+        s = self.settings
+        return {
+            "namespace": s.cassette or DEFAULT_NAMESPACE,
+            "mode": s.mode.value,
+            "miss": s.miss.value,
+            "dir": s.dir,
+            "speed": s.speed,
+            "rules": s.rules,
+        }
+
     # --- the run ------------------------------------------------------------------------
 
     def settle(
@@ -402,7 +431,7 @@ class Engine:
         nearest: NearMiss | None = None,
     ) -> None:
         """An exchange ended: its report line, and its place in the run's tally."""
-        if self.report is None and outcome.value not in NOTABLE:
+        if self.report is None and not self.window.watching and outcome.value not in NOTABLE:
             self.tally.count(outcome.value)  # a hit without a report: nothing to write
             return
         key = plan.key if plan is not None else None
@@ -423,6 +452,7 @@ class Engine:
             nearest=_near(nearest),
         )
         self.tally.add(line)
+        self.window.add(line, started)
         if self.report is not None:
             self.report.write(line)
 

@@ -108,20 +108,20 @@ _FINGERPRINT = re.compile(r"[0-9a-f]{2,128}")
 
 
 def _plain_namespace(name: str) -> str:
-    """`name` if it is a plain relative directory name, else BadNamespace.
+    """`name` if it is a relative path of plain segments (`a/b/c`), else BadNamespace.
 
-    The store's own guard against paths outside the root; user input is checked earlier and
-    more strictly (`config.check_namespace`). Refused: empty, `.`/`..` or any leading dot
-    (hidden from the store), `/`, `\\`, NUL and other control characters, over 255 characters.
+    The store's own guard against paths outside the root; user input is checked earlier
+    (`config.check_namespace`, with reasons). Refused: an empty name or segment, a segment
+    starting with `.` (`.`, `..`, hidden from the store), a leading `/`, `\\`, NUL and other
+    control characters, a segment over 255 characters.
     """
     bad = (
         not name
-        or len(name) > 255
-        or name.startswith(".")
-        or any(c in "/\\" or ord(c) < 32 or ord(c) == 127 for c in name)
+        or any(ord(c) < 32 or ord(c) == 127 or c == "\\" for c in name)
+        or any(not seg or seg[0] == "." or len(seg) > 255 for seg in name.split("/"))
     )
     if bad:
-        raise BadNamespace(f"not a plain relative namespace name: {name!r}")
+        raise BadNamespace(f"not a relative namespace of plain segments: {name!r}")
     return name
 
 
@@ -322,7 +322,8 @@ class Store:
         return Key(namespace, fp, occurrence), f"{namespace}/{fp[:2]}/{entry_name(fp, occurrence)}"
 
     def entries(self, namespace: str | None = None) -> Iterator[tuple[Path, Key]]:
-        """Every interaction file, sorted by namespace, fingerprint, occurrence.
+        """Every interaction file, sorted by namespace (a namespace before those nested in
+        it), fingerprint, occurrence.
 
         A namespace is a relative path (`a/b/c`): files are found at any depth as
         `<namespace>/<fp[:2]>/<fp>.<n>.zst`; with `namespace`, only that namespace's own
@@ -336,7 +337,9 @@ class Store:
             parsed = _split_entry(name)
             if parsed is not None and (namespace is None or parsed[0] == prefix):
                 found.append((parsed, name))
-        for (ns, fp, occurrence), name in sorted(found):
+        # By namespace segments: a namespace, then those nested in it, then its siblings.
+        found.sort(key=lambda item: (item[0][0].split("/"), item[0][1], item[0][2]))
+        for (ns, fp, occurrence), name in found:
             yield self.root / name, Key(ns, fp, occurrence)
 
     def raw_names(self) -> list[str]:

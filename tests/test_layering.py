@@ -45,6 +45,12 @@ def test_click_only_in_replay_cli() -> None:
             assert not any(starts(i, "click") for i in imports(tree)), name
 
 
+def test_pytest_only_in_the_plugin() -> None:
+    for name, tree in modules().items():
+        if name != "replay.pytest_plugin":
+            assert not any(starts(i, "pytest") for i in imports(tree)), name
+
+
 def test_core_never_imports_the_edges() -> None:
     for name, tree in modules().items():
         if starts(name, "replay.mitm") or starts(name, "replay.cli") or name == "replay.__main__":

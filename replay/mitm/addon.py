@@ -30,7 +30,7 @@ from replay.config import OPTION_NAMES, Settings
 from replay.engine import INLINE_BODY, Engine
 from replay.errors import BadNamespace, BodyTooLarge, ConfigError, RequestRefused, StoreError
 from replay.hosts import HostPolicy
-from replay.mitm import adapt, options
+from replay.mitm import adapt, control, options
 from replay.models import Outcome, Request
 from replay.plan import Forward, Make, Plan, Serve
 from replay.player import Interruption, Playback, Withheld
@@ -168,6 +168,10 @@ class ReplayAddon:
         # what a hook returns, and a hit at speed 0 then costs no coroutine. Any failure
         # answers 502: mitmproxy would otherwise send the request upstream, keys and all.
         try:
+            if control.is_control(flow):  # http://replay.control/ (replay/mitm/control.py)
+                return control.serve(
+                    flow, self.engine, lambda: [s.started for s in self.flows.values()]
+                )
             return self._request(flow)
         except Exception as e:
             self._fail(flow, e)

@@ -54,7 +54,7 @@ def test_push_then_pull_round_trips_a_store_and_copies_only_what_is_missing(
     with Store(local) as store:
         for n in range(3):
             store.put(redact(make(fp=f"{n:02x}" + FP[2:], text=f"answer {n}")))
-        store.put(redact(make(fp="ee" + FP[2:], namespace="suite-b")))
+        store.put(redact(make(fp="ee" + FP[2:], namespace="suite/nested")))
     runner = CliRunner()
     with MotoServer() as moto:
         for name, value in {**s3_env(moto.endpoint), "XDG_CACHE_HOME": str(tmp_path)}.items():
@@ -68,7 +68,7 @@ def test_push_then_pull_round_trips_a_store_and_copies_only_what_is_missing(
         listed = runner.invoke(main, ["ls", "--dir", url, "--json"])
         assert listed.exit_code == 0, listed.output
         rows = [json.loads(line) for line in listed.output.splitlines()]
-        assert sorted(r["namespace"] for r in rows) == ["default"] * 3 + ["suite-b"]
+        assert sorted(r["namespace"] for r in rows) == ["default"] * 3 + ["suite/nested"]
         refused = runner.invoke(main, ["rm", "--dir", url, "--dry-run", "00"])
         assert refused.exit_code == 2 and "local store" in refused.output
         copy = tmp_path / "copy"

@@ -143,7 +143,10 @@ def test_namespaces_do_not_fall_back_to_each_other(store: Store) -> None:
     assert store.get(Key("a", FP, 0)) is not None
 
 
-@pytest.mark.parametrize("name", ["..", ".", ".hidden", "a/b", "a\\b", "", "x\x00y"])
+@pytest.mark.parametrize(
+    "name",
+    ["..", ".", ".hidden", "a/../b", "a/.hidden", "a//b", "a/", "a\\b", "", "x\x00y", "x" * 256],
+)
 def test_bad_namespace_is_refused(store: Store, name: str) -> None:
     key = Key(name or "/", FP, 0)
     with pytest.raises(BadNamespace):
@@ -358,6 +361,34 @@ def test_entries_skips_everything_but_interaction_files(store: Store) -> None:
     ]
     assert [k for _, k in store.entries("ns")] == [Key("ns", FP, 0)]
     assert list(store.entries("absent")) == []
+
+
+def test_nested_namespaces_are_directories_and_listed_depth_first(store: Store) -> None:
+    # `a/ab` looks like a shard of `a`: the path says which is which.
+    nested = ["a", "a/ab", "a/ab/c", "a-b", "tests/test_chat/test_summary[gpt-4o]"]
+    put_all(store, *(make(namespace=ns) for ns in nested), make(fp=OTHER, namespace="a/ab"))
+    assert store.path_for(Key("a/ab/c", FP, 0)) == store.root / "a/ab/c/ab" / f"{FP}.0.zst"
+    (store.root / "a" / ".hidden" / "ab").mkdir(parents=True)
+    (store.root / "a" / ".hidden" / "ab" / f"{FP}.0.zst").write_bytes(b"hidden")
+    (store.root / "linked").symlink_to(store.root / "a", target_is_directory=True)
+    listed = [(p.relative_to(store.root).as_posix(), k) for p, k in store.entries()]
+    assert listed == [
+        (f"a/ab/{FP}.0.zst", Key("a", FP, 0)),
+        (f"a/ab/ab/{FP}.0.zst", Key("a/ab", FP, 0)),
+        (f"a/ab/cd/{OTHER}.0.zst", Key("a/ab", OTHER, 0)),
+        (f"a/ab/c/ab/{FP}.0.zst", Key("a/ab/c", FP, 0)),
+        (f"a-b/ab/{FP}.0.zst", Key("a-b", FP, 0)),
+        (
+            f"tests/test_chat/test_summary[gpt-4o]/ab/{FP}.0.zst",
+            Key("tests/test_chat/test_summary[gpt-4o]", FP, 0),
+        ),
+    ]
+    assert [k for _, k in store.entries("a")] == [Key("a", FP, 0)]
+    assert [k for _, k in store.entries("a/ab")] == [Key("a/ab", FP, 0), Key("a/ab", OTHER, 0)]
+    fresh = Store(store.root)
+    assert text_of(fresh.get(Key("a/ab/c", FP, 0))) == "hello"
+    assert fresh.get(Key("a/ab/c/d", FP, 0)) is None
+    fresh.close()
 
 
 def test_a_leftover_temp_file_breaks_nothing(store: Store) -> None:
