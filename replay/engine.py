@@ -231,9 +231,10 @@ class Engine:
             playback = self.planner(found, prepared.request.header("accept-encoding"))
             return Serve(prepared, key, fp, verdict, False, with_rules(playback, verdict))
         if action is Action.FORWARD:
+            forward = Forward(prepared, key, fp, verdict, miss, record)
             if miss and self.settings.mode is Mode.REPLAY:
-                self.workers.submit(self._log_forwarded_miss, key, prepared)
-            return Forward(prepared, key, fp, verdict, miss, record)
+                self.workers.submit(self._log_forwarded_miss, forward)
+            return forward
         # A miss: its nearest recording is looked up (the store is read) on a worker.
         return Make(prepared, key, fp, verdict, True, action, True)
 
@@ -275,8 +276,7 @@ class Engine:
         store: a miss looks for its nearest recording)."""
         return self.maker.make(plan, self.settings, self.pacing)
 
-    def _log_forwarded_miss(self, key: Key, prepared: Prepared) -> None:
-        plan = Plan(prepared, key, fingerprint(prepared.decoded, self.policy), NO_VERDICT, True)
+    def _log_forwarded_miss(self, plan: Forward) -> None:
         log_miss(plan, Outcome.FORWARDED, self.maker.nearest(plan))
 
     @staticmethod
