@@ -1,7 +1,7 @@
 """The `replay` command line (click): one module per group of commands.
 
 run.py (run, env, addon), inspect.py (ls, show, stats), verify.py (verify, over
-audit.py), maintain.py (prune, rm, init), convert.py
+audit.py), drift.py (drift), maintain.py (prune, rm, init), convert.py
 (import, export), compact.py (compact), share.py (push, pull); common.py holds
 the group, the shared options and the error handling (one line, exit 0/1/2), render.py the
 output (tables, progress bars, plain text when not a terminal or NO_COLOR).
@@ -15,6 +15,7 @@ from replay import __version__
 from replay.cli.common import ReplayGroup
 from replay.cli.compact import compact
 from replay.cli.convert import export, import_
+from replay.cli.drift import drift
 from replay.cli.inspect import ls, show, stats
 from replay.cli.maintain import init, prune, rm
 from replay.cli.run import addon, env, run
@@ -36,6 +37,7 @@ for _command in (
     show,
     stats,
     verify,
+    drift,
     prune,
     rm,
     init,

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 from support.certs import TestCerts
-from support.fake_upstream import FakeUpstream
-from support.proxy import PIN_HOSTS_SCRIPT, subprocess_env
+from support.fake_upstream import FakeUpstream, ShapeChange
+from support.proxy import PIN_HOSTS_SCRIPT, ProxyFactory, client_env, subprocess_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]  # several pytest runs each
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,13 +105,17 @@ def secret(value: str) -> str:
 
 
 def run_github_job(
-    project: Project, workflow: dict[str, Any], job: dict[str, Any]
+    project: Project,
+    workflow: dict[str, Any],
+    job: dict[str, Any],
+    runner: dict[str, str] | None = None,
 ) -> list[tuple[str, int, str]]:
-    """Each `run:` step as the runner does it; (step, exit code, output) of those run."""
+    """Each `run:` step as the runner does it; (step, exit code, output) of those run.
+    `runner`: the runner's own environment (its way to the network)."""
     github_env = project.path.parent / f"github_env_{project.jobs}"
     github_env.write_text("")
     top = {k: secret(str(v)) for k, v in workflow.get("env", {}).items()}
-    env = project.env({**top, "GITHUB_ENV": str(github_env)})
+    env = project.env({**(runner or {}), **top, "GITHUB_ENV": str(github_env)})
     ran, failed = [], False
     for step in job["steps"]:
         if "run" not in step or (failed and step.get("if") != "always()"):
@@ -203,3 +207,37 @@ def test_gitlab_ci_recipe(project: Project, fake_upstream: FakeUpstream) -> None
     check_mitmdump_summary(mitmdump)
     check_verify(run_gitlab_job(project, pipeline, "verify", {}))
     assert len(fake_upstream.requests) == asked
+
+
+def test_drift_recipes(
+    project: Project, fake_upstream: FakeUpstream, proxy_factory: ProxyFactory, bundle: Path
+) -> None:
+    """The scheduled drift jobs, after the record job: the runner reaches "the providers"
+    through a proxy that pins their hosts to the fake (HTTPS_PROXY, SSL_CERT_FILE)."""
+    workflow = recipe("github")
+    recorded = run_github_job(project, workflow, workflow["jobs"]["record"])
+    assert all(code == 0 for _, code, _ in recorded), recorded
+    network = client_env(proxy_factory(upstream_port=fake_upstream.port), bundle)
+    scheduled = recipe("github-drift")
+    assert "schedule" in scheduled["on"]
+    [job] = scheduled["jobs"].values()
+    pipeline = recipe("gitlab")
+    assert pipeline["drift"]["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "schedule"'}]
+    schedule = {**network, "CI_PIPELINE_SOURCE": "schedule", **SECRETS}
+    asked = len(fake_upstream.requests)
+
+    def runs() -> list[tuple[str, int, str]]:
+        return [
+            run_github_job(project, scheduled, job, network)[-1],
+            run_gitlab_job(project, pipeline, "drift", schedule)[-1],
+        ]
+
+    for name, code, output in runs():
+        assert code == 0, f"{name}:\n{output}"
+        assert "1 request(s) checked: 0 drifted, 1 the same" in output
+    assert len(fake_upstream.requests) == asked + 2
+    fake_upstream.shape = ShapeChange(rename={"finish_reason": "stop_reason"})
+    for name, code, output in runs():
+        assert code == 1, f"{name}:\n{output}"
+        assert "- choices[].finish_reason: no longer sent (was string)" in output
+        assert "1 drifted" in output

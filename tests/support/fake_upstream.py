@@ -448,6 +448,49 @@ def _gemini_generate(
     return Reply(200, [("content-type", "text/event-stream")], events=events)
 
 
+# ---------------------------------------------------------------- a changed API
+
+
+@dataclass(frozen=True)
+class ShapeChange:
+    """The provider changed its API (for `replay drift`): ``rename`` renames keys in every JSON
+    answer, event and NDJSON line; ``new_event`` sends an SSE event of a new type just before a
+    stream's last event (with an ``event:`` line when the stream has them)."""
+
+    rename: Mapping[str, str] = field(default_factory=dict)
+    new_event: str | None = None
+
+    def apply(self, reply: Reply) -> Reply:
+        if reply.events is None:
+            return Reply(reply.status, reply.headers, self._line(reply.body))
+        events = [b"\n".join(self._line(line) for line in e.split(b"\n")) for e in reply.events]
+        if self.new_event is not None and dict(reply.headers)["content-type"].startswith(
+            "text/event-stream"
+        ):
+            data = _dumps({"type": self.new_event})
+            named = events[0].startswith(b"event:")
+            head = b"event: " + self.new_event.encode() + b"\n" if named else b""
+            events.insert(len(events) - 1, head + b"data: " + data + b"\n\n")
+        return Reply(reply.status, reply.headers, events=events)
+
+    def _line(self, line: bytes) -> bytes:
+        prefix = b"data: " if line.startswith(b"data: ") else b""
+        text = line[len(prefix) :]
+        cr = b"\r" if text.endswith(b"\r") else b""
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return line
+        return prefix + _dumps(self._renamed(value)) + cr
+
+    def _renamed(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {self.rename.get(k, k): self._renamed(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._renamed(v) for v in value]
+        return value
+
+
 # ---------------------------------------------------------------- the ASGI app
 
 
@@ -459,6 +502,8 @@ class FakeProviderApp:
     _seen: Counter[tuple[str, bytes]] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     on_startup: Callable[[], None] | None = None
+    shape: ShapeChange | None = None
+    """When set, every answer is changed by it (see :class:`ShapeChange`)."""
 
     def reset_counters(self) -> None:
         """Forget how often each request was seen (``#n`` restarts at 0)."""
@@ -502,7 +547,10 @@ class FakeProviderApp:
         except ValueError as exc:
             await self._send(send, _openai_error(400, f"bad x-fake header: {exc}"), Knobs())
             return
-        await self._send(send, self._route(seen, n, knobs), knobs)
+        reply = self._route(seen, n, knobs)
+        if self.shape is not None:
+            reply = self.shape.apply(reply)
+        await self._send(send, reply, knobs)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -680,6 +728,15 @@ class FakeUpstream:
     def pin(self) -> str:
         """``"127.0.0.1:PORT"``, the value for ``--set pin_upstream=…``."""
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def shape(self) -> ShapeChange | None:
+        """The change applied to every answer from now on (None: the API as it was)."""
+        return self.app.shape
+
+    @shape.setter
+    def shape(self, change: ShapeChange | None) -> None:
+        self.app.shape = change
 
     @property
     def requests(self) -> list[SeenRequest]:

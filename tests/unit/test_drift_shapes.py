@@ -1,0 +1,278 @@
+"""drift.py's comparison of shapes, and drift_run.py's choice, rebuilding and sending of
+requests (httpx's MockTransport: no network)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from typing import Any
+
+import httpx
+import pytest
+from support.cassettes import JSON, SSE, chat, interaction, request
+
+from replay import drift_run
+from replay.drift import Answer, Kind, compare, shape_of
+from replay.models import Request
+from replay.redact import redact
+
+NDJSON = (("content-type", "application/x-ndjson"),)
+
+
+def as_json(value: Any, *headers: tuple[str, str], status: int = 200) -> Answer:
+    return Answer(status, (*JSON, *headers), json.dumps(value).encode())
+
+
+def sse(*events: tuple[str | None, Any]) -> Answer:
+    out = b""
+    for name, data in events:
+        head = f"event: {name}\n" if name else ""
+        text = data if isinstance(data, str) else json.dumps(data)
+        out += f"{head}data: {text}\n\n".encode()
+    return Answer(200, SSE, out)
+
+
+def kinds(differences: list[Any]) -> set[tuple[str, str]]:
+    return {(str(d.kind), d.where) for d in differences}
+
+
+CHAT = {
+    "id": "chatcmpl-1",
+    "choices": [{"message": {"content": "hello", "refusal": None}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 3},
+}
+
+
+def test_the_same_shape_with_other_text_and_numbers_is_no_drift() -> None:
+    live = json.loads(json.dumps(CHAT))
+    live["id"] = "chatcmpl-other"
+    live["choices"][0]["message"]["content"] = "a whole other answer"
+    live["usage"]["prompt_tokens"] = 3.5  # int and float are one JSON type
+    assert compare(as_json(CHAT), as_json(live)) == []
+
+
+def test_a_renamed_field_is_gone_and_new() -> None:
+    live = json.loads(json.dumps(CHAT))
+    live["choices"][0]["stop_reason"] = live["choices"][0].pop("finish_reason")
+    differences = compare(as_json(CHAT), as_json(live))
+    assert kinds(differences) == {
+        ("gone", "choices[].finish_reason"),
+        ("new", "choices[].stop_reason"),
+    }
+    assert [str(d) for d in differences] == [
+        "- choices[].finish_reason: no longer sent (was string)",
+        "+ choices[].stop_reason: new (string)",
+    ]
+
+
+def test_a_changed_type_is_drift_but_null_against_a_value_is_not() -> None:
+    live = json.loads(json.dumps(CHAT))
+    live["usage"]["prompt_tokens"] = "3"
+    live["choices"][0]["message"]["refusal"] = "no"
+    [difference] = compare(as_json(CHAT), as_json(live))
+    assert (difference.kind, difference.where) == (Kind.TYPE, "usage.prompt_tokens")
+    assert str(difference) == "~ usage.prompt_tokens: number → string"
+
+
+def test_keys_under_a_null_or_empty_container_are_not_drift() -> None:
+    recorded = {"logprobs": None, "choices": [], "tool_calls": {}}
+    live = {"logprobs": {"content": [{"token": "a"}]}, "choices": [{"x": 1}], "tool_calls": {}}
+    assert compare(as_json(recorded), as_json(live)) == []
+    assert compare(as_json(live), as_json(recorded)) == []
+
+
+def test_the_keys_of_generated_objects_are_not_compared() -> None:
+    recorded = {"content": [{"type": "tool_use", "input": {"city": "Paris"}}]}
+    live = {"content": [{"type": "tool_use", "input": {"town": "Paris", "units": "C"}}]}
+    assert compare(as_json(recorded), as_json(live)) == []
+    live["content"][0]["input"] = "Paris"  # type: ignore[index]
+    assert kinds(compare(as_json(recorded), as_json(live))) == {("type", "content[].input")}
+
+
+def test_a_status_change_is_one_difference_with_the_providers_message() -> None:
+    error = {"error": {"message": "The model `gpt-4-0314` has been deprecated", "type": "x"}}
+    [difference] = compare(as_json(CHAT), as_json(error, status=404))
+    assert difference.kind is Kind.STATUS
+    assert str(difference) == ("~ status: 200 → 404 (The model `gpt-4-0314` has been deprecated)")
+
+
+def test_content_type_and_request_id_headers() -> None:
+    recorded = as_json(CHAT, ("x-request-id", "req_1"))
+    live = Answer(200, (("content-type", "application/json; charset=utf-8"),), recorded.body)
+    assert kinds(compare(recorded, live)) == {("header", "x-request-id")}
+    streamed = sse((None, CHAT), (None, "[DONE]"))
+    assert kinds(compare(as_json(CHAT), streamed)) == {("content-type", "")}
+
+
+def test_stream_events_new_gone_and_reordered_but_not_counted() -> None:
+    recorded = sse(
+        ("message_start", {"type": "message_start", "message": {"id": "m"}}),
+        ("ping", {"type": "ping"}),
+        ("content_block_delta", {"type": "content_block_delta", "delta": {"text": "a"}}),
+        ("message_stop", {"type": "message_stop"}),
+    )
+    more = sse(
+        ("message_start", {"type": "message_start", "message": {"id": "m"}}),
+        ("ping", {"type": "ping"}),
+        *[("content_block_delta", {"type": "content_block_delta", "delta": {"text": "b"}})] * 5,
+        ("message_stop", {"type": "message_stop"}),
+    )
+    assert compare(recorded, more) == []
+    changed = sse(
+        ("ping", {"type": "ping"}),
+        ("message_start", {"type": "message_start", "message": {"id": "m"}}),
+        ("content_block_delta", {"type": "content_block_delta", "delta": {"text": "b"}}),
+        ("citation", {"type": "citation"}),
+    )
+    assert kinds(compare(recorded, changed)) == {
+        ("event-gone", "message_stop"),
+        ("event-new", "citation"),
+        ("event-order", ""),
+    }
+    ignored = compare(recorded, changed, ["[message_stop]", "[citation]", "[ping]"])
+    assert ignored == []
+
+
+def test_unnamed_events_are_named_by_their_object_and_done_is_an_event() -> None:
+    chunk = {"object": "chat.completion.chunk", "choices": [{"delta": {"content": "a"}}]}
+    recorded = sse((None, chunk), (None, "[DONE]"))
+    assert shape_of(recorded).events == ["chat.completion.chunk", "[DONE]"]
+    renamed = {"object": "chat.completion.chunk", "choices": [{"delta": {"text": "a"}}]}
+    assert kinds(compare(recorded, sse((None, renamed)))) == {
+        ("event-gone", "[DONE]"),
+        ("gone", "[chat.completion.chunk].choices[].delta.content"),
+        ("new", "[chat.completion.chunk].choices[].delta.text"),
+    }
+
+
+def test_ndjson_lines_and_globs_are_literal_but_star() -> None:
+    def lines(*objs: Any) -> Answer:
+        return Answer(200, NDJSON, b"".join(json.dumps(o).encode() + b"\n" for o in objs))
+
+    recorded = lines({"message": {"content": "a"}, "done": False}, {"done": True, "eval_count": 3})
+    live = lines({"message": {"content": "b"}, "done": False}, {"done": True, "evals": 3})
+    assert kinds(compare(recorded, live)) == {
+        ("gone", "[line].eval_count"),
+        ("new", "[line].evals"),
+    }
+    assert kinds(compare(recorded, live, ["[line].eval_*"])) == {("new", "[line].evals")}
+    assert compare(recorded, live, ["[line].eval*"]) == []
+    assert len(compare(recorded, live, ["[l].evals"])) == 2  # `[l]` is no character class
+
+
+def test_bodies_that_are_not_json_and_hostile_ones_do_not_break_it() -> None:
+    audio = Answer(200, (("content-type", "audio/mpeg"),), b"\xff\xfb\x90binary")
+    assert compare(audio, Answer(200, audio.headers, b"\xff\xfbother")) == []
+    deep = Answer(200, JSON, b"[" * 100_000 + b"]" * 100_000)
+    assert compare(deep, deep) == []
+    wide = as_json({f"k{i}": {"v": i} for i in range(30_000)})
+    assert compare(wide, wide) == []
+
+
+# -- drift_run ------------------------------------------------------------------------------
+
+KEY = "sk-proj-Recorded0123456789abcdefghijkl"
+
+
+def openai_recording(**headers: str) -> Any:
+    req = chat("hi")
+    all_headers = (
+        *req.headers,
+        ("Authorization", f"Bearer {KEY}"),
+        ("Accept-Encoding", "gzip"),
+        ("Connection", "keep-alive"),
+        ("Content-Length", str(len(req.body))),
+        ("Cookie", "__cf_bm=abc"),
+        ("x-replay-namespace", "x"),
+        *headers.items(),
+    )
+    req = Request(req.method, req.scheme, req.host, req.port, req.path, (), all_headers, req.body)
+    return redact(interaction(req, [b"{}"])).interaction
+
+
+def test_a_redacted_key_is_filled_from_the_environment_and_hop_headers_go() -> None:
+    stored = openai_recording()
+    assert stored.request.header("authorization") == "<redacted>"
+    live = drift_run.live_request(stored, {"OPENAI_API_KEY": "sk-live"}, {})
+    headers = dict(live.headers)
+    assert headers["Authorization"] == "Bearer sk-live"
+    assert headers["accept-encoding"] == "identity"
+    assert {"Cookie", "Connection", "Content-Length", "x-replay-namespace"}.isdisjoint(headers)
+    assert live.credentials == ("OPENAI_API_KEY",)
+    assert live.url == "https://api.openai.com/v1/chat/completions"
+    assert live.body == stored.request.body
+
+
+def test_a_missing_key_names_its_variable_and_a_header_option_supplies_any() -> None:
+    stored = openai_recording(**{"helicone-auth": "Bearer sk-helicone-secret"})
+    with pytest.raises(drift_run.MissingCredential, match="set OPENAI_API_KEY"):
+        drift_run.live_request(stored, {}, {})
+    with pytest.raises(
+        drift_run.MissingCredential, match=re.escape("--header 'helicone-auth: ...'")
+    ):
+        drift_run.live_request(stored, {"OPENAI_API_KEY": "sk-live"}, {})
+    overrides = drift_run.parse_header_options(["Helicone-Auth: Bearer h", "authorization: x"])
+    live = drift_run.live_request(stored, {}, overrides)
+    assert dict(live.headers)["helicone-auth"] == "Bearer h"
+    assert dict(live.headers)["authorization"] == "x"
+    assert "Authorization" not in dict(live.headers)
+    assert live.credentials == ("--header helicone-auth", "--header authorization")
+    with pytest.raises(ValueError, match="is not 'Name: value'"):
+        drift_run.parse_header_options(["no colon"])
+
+
+def test_a_gemini_key_in_the_query_is_filled() -> None:
+    req = request({"contents": []}, "/v1beta/models/g:generateContent", "example.googleapis.com")
+    req = Request(*[getattr(req, f) for f in ("method", "scheme", "host", "port", "path")],
+                  (("key", "AIzaRecorded"), ("alt", "sse")), req.headers, req.body)  # fmt: skip
+    stored = redact(interaction(req, [b"{}"], provider="gemini")).interaction
+    with pytest.raises(drift_run.MissingCredential, match="GEMINI_API_KEY or GOOGLE_API_KEY"):
+        drift_run.live_request(stored, {}, {})
+    live = drift_run.live_request(stored, {"GOOGLE_API_KEY": "AIzaLive"}, {})
+    assert live.url.endswith("/v1beta/models/g:generateContent?key=AIzaLive&alt=sse")
+    assert live.credentials == ("GOOGLE_API_KEY",)
+
+
+def test_choose_checks_each_request_once_and_samples_by_seed() -> None:
+    items = []
+    for n in range(6):
+        req = chat(f"q{n}")
+        items += [interaction(req, [b"{}"], occurrence=o) for o in (1, 0)]
+    items.append(interaction(chat("cut"), [b"{"], complete=False))
+    chosen, total = drift_run.choose(((i.key, i) for i in items), None, 0)
+    assert total == 6 and [k.occurrence for k, _ in chosen] == [0] * 6
+    a, _ = drift_run.choose(((i.key, i) for i in items), 3, 42)
+    b, _ = drift_run.choose(((i.key, i) for i in items), 3, 42)
+    assert [k for k, _ in a] == [k for k, _ in b] and len(a) == 3
+    order = [k for k, _ in chosen]
+    assert [k for k, _ in a] == sorted((k for k, _ in a), key=order.index)
+
+
+def test_recorded_answers_are_decoded_and_live_ones_read_capped() -> None:
+    body = json.dumps(CHAT).encode()
+    stored = interaction(
+        chat("z"), [gzip.compress(body)], headers=(*JSON, ("content-encoding", "gzip"))
+    )
+    assert drift_run.recorded_answer(stored).body == body
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.headers["authorization"] == "Bearer sk-live"
+        return httpx.Response(200, headers=dict(JSON), content=body)
+
+    live = drift_run.LiveRequest(
+        "POST", "https://api.openai.com/x", (("authorization", "Bearer sk-live"),), b"{}", ()
+    )
+    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
+        assert drift_run.send(client, live).body == body
+        with pytest.raises(drift_run.LiveError, match="larger than 10 bytes"):
+            drift_run.send(client, live, limit=10)
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    with (
+        httpx.Client(transport=httpx.MockTransport(refuse)) as client,
+        pytest.raises(drift_run.LiveError, match="ConnectError: connection refused"),
+    ):
+        drift_run.send(client, live)
