@@ -17,7 +17,7 @@ A shape is what a client's parser depends on, never the generated text:
 What is not drift, because the text decides it, not the API: a field that is `null` on one
 side and has a value on the other, the keys under a container that is empty or null on one
 side, the keys inside generated objects (a tool call's `input`, `args` or `arguments`, a
-`metadata` object), and how many events of a kind were sent.
+`metadata` object), how many events of a kind were sent, and Anthropic's `ping` events.
 """
 
 from __future__ import annotations
@@ -31,6 +31,10 @@ from enum import StrEnum
 
 from replay.models import Headers, header_value
 from replay.transcript import events
+
+ALWAYS_IGNORED = ("[ping]",)
+"""Anthropic's streams "may include any number of ping events" (its docs): their presence and
+place are timing, not shape."""
 
 REQUEST_ID_HEADERS = ("x-request-id", "request-id")
 """Response headers the official SDKs read; one of them vanishing is drift."""
@@ -206,7 +210,9 @@ def _named(value: object) -> str | None:
 def compare(recorded: Answer, live: Answer, ignore: Sequence[str] = ()) -> list[Difference]:
     """Every way `live`'s shape differs from `recorded`'s; [] when they match.
 
-    `ignore` holds glob patterns of key paths (`choices[].logprobs*`, `[ping]*`) left out."""
+    `ignore` holds glob patterns of key paths (`choices[].logprobs*`, `[ping]*`) left out,
+    besides ALWAYS_IGNORED."""
+    ignore = (*ALWAYS_IGNORED, *ignore)
     out: list[Difference] = []
     if recorded.status != live.status:
         out.append(Difference(Kind.STATUS, "", str(recorded.status), _status(live)))
@@ -224,6 +230,12 @@ def compare(recorded: Answer, live: Answer, ignore: Sequence[str] = ()) -> list[
     out += _event_differences(before.events, after.events, ignore)
     out += _path_differences(before, after, ignore)
     return out
+
+
+def stream_error(differences: Sequence[Difference]) -> bool:
+    """The live stream carried an `error` event the recording did not (Anthropic's
+    `overloaded_error` mid-stream): the provider failed, the API did not change."""
+    return any(d.kind is Kind.EVENT_NEW and d.where == "error" for d in differences)
 
 
 def _status(live: Answer) -> str:

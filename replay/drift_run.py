@@ -22,6 +22,7 @@ Where a credential comes from, by the stored header that held it:
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -117,6 +118,22 @@ def parse_header_options(values: Sequence[str]) -> dict[str, str]:
             raise ValueError(f"--header {value!r} is not 'Name: value'")
         out[name.strip().lower()] = text.strip()
     return out
+
+
+def depends_on_state(interaction: Interaction) -> str | None:
+    """Why this request cannot be re-sent on its own (it names a response or conversation
+    that only existed at the provider when it was recorded), or None."""
+    body = interaction.request.body
+    if b'"previous_response_id"' not in body and b'"conversation"' not in body:
+        return None
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None
+    for name in ("previous_response_id", "conversation"):
+        if isinstance(value, dict) and value.get(name):
+            return f"it continues a stored conversation ({name}), which is not re-sent"
+    return None
 
 
 def live_request(

@@ -4,8 +4,8 @@ Re-sends recorded requests to the real providers (drift_run.py: credentials from
 environment, nothing written anywhere) and compares each live answer's shape with the
 recording's (drift.py: JSON keys and types, event names and order, the headers that matter;
 never the generated text). One line per interaction (`same`, `drift` with its differences,
-`unchecked` with the reason), a summary on stderr, exit 1 if anything drifted or could not be
-checked. Meant for a scheduled CI job (docs/ci.md).
+`unchecked` or `skipped` with the reason), a summary on stderr, exit 1 if anything drifted
+or could not be checked. Meant for a scheduled CI job (docs/ci.md).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from replay.cli.common import (
     open_store,
     read_entries,
 )
-from replay.drift import Difference, compare
+from replay.drift import Difference, compare, stream_error
 from replay.models import Interaction, Key
 from replay.store import Store
 
@@ -77,7 +77,7 @@ def drift(
     chosen, total = drift_run.choose(_interactions(store, namespace), sample, seed)
     if not chosen:
         raise click.UsageError(f"no complete recording to check in {store_dir}")
-    tally = {"same": 0, "drift": 0, "unchecked": 0, "ready": 0}
+    tally = {"same": 0, "drift": 0, "unchecked": 0, "ready": 0, "skipped": 0}
     with drift_run.client(timeout) as http:
         for key, interaction in render.progress(chosen, len(chosen), "checking"):
             result = _check(http, interaction, overrides, ignore, dry_run)
@@ -100,6 +100,8 @@ def _check(
     ignore: tuple[str, ...],
     dry_run: bool,
 ) -> dict[str, Any]:
+    if (reason := drift_run.depends_on_state(interaction)) is not None:
+        return {"result": "skipped", "reason": reason}
     try:
         request = drift_run.live_request(interaction, os.environ, overrides)
     except drift_run.MissingCredential as e:
@@ -115,6 +117,8 @@ def _check(
     if drift_run.unavailable(live) and live.status != recorded.status:
         return {"result": "unchecked", "reason": f"the provider answered {live.status}"}
     differences = compare(recorded, live, ignore)
+    if stream_error(differences):
+        return {"result": "unchecked", "reason": "the provider's stream ended in an error event"}
     return {"result": "drift" if differences else "same", "differences": differences}
 
 
@@ -160,8 +164,9 @@ def _summary(
             err=True,
         )
         return
+    skipped = f", {tally['skipped']} skipped" if tally["skipped"] else ""
     click.echo(
         f"replay drift: {scope} request(s) checked: {tally['drift']} drifted, "
-        f"{tally['same']} the same, {tally['unchecked']} could not be checked",
+        f"{tally['same']} the same, {tally['unchecked']} could not be checked{skipped}",
         err=True,
     )

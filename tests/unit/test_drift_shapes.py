@@ -13,7 +13,7 @@ import pytest
 from support.cassettes import JSON, SSE, chat, interaction, request
 
 from replay import drift_run
-from replay.drift import Answer, Kind, compare, shape_of
+from replay.drift import Answer, Kind, compare, shape_of, stream_error
 from replay.models import Request
 from replay.redact import redact
 
@@ -120,9 +120,8 @@ def test_stream_events_new_gone_and_reordered_but_not_counted() -> None:
     )
     assert compare(recorded, more) == []
     changed = sse(
-        ("ping", {"type": "ping"}),
-        ("message_start", {"type": "message_start", "message": {"id": "m"}}),
         ("content_block_delta", {"type": "content_block_delta", "delta": {"text": "b"}}),
+        ("message_start", {"type": "message_start", "message": {"id": "m"}}),
         ("citation", {"type": "citation"}),
     )
     assert kinds(compare(recorded, changed)) == {
@@ -130,7 +129,7 @@ def test_stream_events_new_gone_and_reordered_but_not_counted() -> None:
         ("event-new", "citation"),
         ("event-order", ""),
     }
-    ignored = compare(recorded, changed, ["[message_stop]", "[citation]", "[ping]"])
+    ignored = compare(recorded, changed, ["[message_stop]", "[citation]", "[message_start]"])
     assert ignored == []
 
 
@@ -276,3 +275,23 @@ def test_recorded_answers_are_decoded_and_live_ones_read_capped() -> None:
         pytest.raises(drift_run.LiveError, match="ConnectError: connection refused"),
     ):
         drift_run.send(client, live)
+
+
+def test_anthropic_pings_and_a_mid_stream_error_are_not_the_apis_shape() -> None:
+    start = ("message_start", {"type": "message_start", "message": {"id": "m"}})
+    stop = ("message_stop", {"type": "message_stop"})
+    recorded = sse(start, ("ping", {"type": "ping"}), stop)
+    assert compare(recorded, sse(start, stop)) == []
+    failed = sse(start, ("error", {"type": "error", "error": {"type": "overloaded_error"}}))
+    differences = compare(recorded, failed)
+    assert stream_error(differences)
+    assert not stream_error(compare(recorded, sse(start, ("citation", {}), stop)))
+
+
+def test_a_request_that_continues_a_stored_conversation_is_not_resent() -> None:
+    body = {"model": "gpt-4.1", "input": "and then?", "previous_response_id": "resp_1"}
+    follow_up = interaction(request(body, "/v1/responses"), [b"{}"])
+    assert "previous_response_id" in (drift_run.depends_on_state(follow_up) or "")
+    first = interaction(request({**body, "previous_response_id": None}, "/v1/responses"), [b"{}"])
+    assert drift_run.depends_on_state(first) is None
+    assert drift_run.depends_on_state(interaction(chat("conversation"), [b"{}"])) is None
