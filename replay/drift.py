@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from replay.models import Headers, header_value
-from replay.transcript import events
+from replay.transcript import events, stream_framing
 
 ALWAYS_IGNORED = ("[ping]",)
 """Anthropic's streams "may include any number of ping events" (its docs): their presence and
@@ -151,22 +151,13 @@ def _type_name(value: object) -> str:
     return "object"
 
 
-def framing_of(content_type: str | None) -> str:
-    ctype = (content_type or "").lower()
-    if "text/event-stream" in ctype:
-        return "sse"
-    if "ndjson" in ctype or "jsonl" in ctype or "json-seq" in ctype:
-        return "ndjson"
-    return "json"
-
-
 def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower() or "(none)"
 
 
 def shape_of(answer: Answer) -> Shape:
     """The shape of `answer`'s body (see the module's docstring)."""
-    framing = framing_of(answer.header("content-type"))
+    framing = stream_framing(answer.header("content-type")) or "json"
     shape = Shape(framing=framing)
     if framing == "json":
         value = _json(answer.body)

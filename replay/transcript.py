@@ -47,7 +47,12 @@ class Transcript:
 
 def framing_of(interaction: Interaction) -> str | None:
     """`sse`, `ndjson`, or None, from the response's content-type."""
-    ctype = (interaction.response.header("content-type") or "").lower()
+    return stream_framing(interaction.response.header("content-type"))
+
+
+def stream_framing(content_type: str | None) -> str | None:
+    """`sse`, `ndjson`, or None (not a stream), from a content-type."""
+    ctype = (content_type or "").lower()
     if "text/event-stream" in ctype:
         return "sse"
     if "ndjson" in ctype or "jsonl" in ctype or "json-seq" in ctype:

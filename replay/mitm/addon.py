@@ -1,11 +1,12 @@
-"""The mitmproxy addon: options, hooks, and the wiring of engine and chunk server.
+"""The mitmproxy addon: the hooks, and the wiring of engine and chunk server.
 
-Owns the hook sequence of a handled flow (request → responseheaders → response | error) and
-the per-flow state (a dict keyed by flow id, not `flow.metadata`, which `-w` would
-serialise), option registration from OPTION_SPECS, forcing `connection_strategy=lazy`, and
-the unknown-`replay_*`-option check. Every decision is the engine's (a plan per request, an
-answer made, a recording kept or not), timing is the player's and the chunk server's: this
-module carries plans out on mitmproxy's objects.
+Owns the hook sequence of a handled flow (request → responseheaders → response | error),
+the table of per-flow state (keyed by flow id, not `flow.metadata`, which `-w` would
+serialise), building and reconfiguring the engine from the options (their registration and
+tidying are options.py's), forcing `connection_strategy=lazy`, and carrying a request's plan
+out: a playback served inline or through the chunk server, an answer made off the loop when
+it is costly, a refusal (400, 413, 501, 502). An answer the upstream sends is forwarded.py's.
+Every decision is the engine's, timing is the player's and the chunk server's.
 """
 
 from __future__ import annotations
@@ -15,10 +16,8 @@ import atexit
 import logging
 import os
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -30,39 +29,15 @@ from replay.config import OPTION_NAMES, Settings
 from replay.engine import INLINE_BODY, Engine
 from replay.errors import BadNamespace, BodyTooLarge, ConfigError, RequestRefused, StoreError
 from replay.hosts import HostPolicy
-from replay.mitm import adapt, control, options
+from replay.mitm import adapt, control, forwarded, options
+from replay.mitm.forwarded import FlowState
 from replay.models import Outcome, Request
-from replay.plan import Forward, Make, Plan, Serve
-from replay.player import Interruption, Playback, Withheld
-from replay.providers.errors import NearMiss
-from replay.recorder import Recording
+from replay.plan import Make, Plan, Serve
+from replay.player import Playback
 from replay.redact import redacted_url
 from replay.rules import RulesFile
 
 logger = logging.getLogger("replay")
-
-UPSTREAM_HOLD = 300.0
-"""How long a held stall keeps a forwarded answer's client waiting (upstream is done)."""
-
-
-@dataclass(slots=True)
-class _Flow:
-    request: Request
-    namespace: str
-    engine: Engine
-    plan: Plan | None = None
-    outcome: Outcome = Outcome.ERROR
-    started: float = field(default_factory=time.monotonic)
-    detail: str | None = None
-    nearest: NearMiss | None = None
-    job: str | None = None
-    target: adapt.Target | None = None
-    recording: Recording | None = None
-    ttfb: float = 0.0
-    cut: Interruption | None = None
-    """A rule's fault on a forwarded answer (`Withheld` counts the chunks)."""
-    faulted: bool = False
-    """The chunk server drops this answer (a rule's fault): a connection error is its own."""
 
 
 def _exit_failing() -> None:
@@ -81,7 +56,7 @@ class ReplayAddon:
         self.engine: Engine | None = None
         self.hosts = HostPolicy()
         self.pacer: ChunkServer | None = None
-        self.flows: dict[str, _Flow] = {}
+        self.flows: dict[str, FlowState] = {}
         self.responses = adapt.InlineResponses()
         self.refused: str | None = None
         """Why the addon must not run (conflicting options): every request gets a 502."""
@@ -195,7 +170,7 @@ class ReplayAddon:
         if requested is not None:  # chooses the namespace; never forwarded nor stored
             r.headers.pop(adapt.CASSETTE_HEADER, None)
             request = adapt.request_from_flow(flow)
-        state = self.flows[flow.id] = _Flow(request, "", engine)
+        state = self.flows[flow.id] = FlowState(request, "", engine)
         if refusal is not None:
             state.detail = refusal
             self._answer(flow, state, error_playback(request, 501, refusal))
@@ -240,7 +215,9 @@ class ReplayAddon:
         except Exception as e:
             self._fail(flow, e)
 
-    def _carry_out(self, flow: http.HTTPFlow, state: _Flow, plan: Plan) -> Awaitable[None] | None:
+    def _carry_out(
+        self, flow: http.HTTPFlow, state: FlowState, plan: Plan
+    ) -> Awaitable[None] | None:
         state.plan = plan
         match plan:
             case Serve():
@@ -255,13 +232,13 @@ class ReplayAddon:
                 state.outcome = Outcome.FORWARDED  # the answer's head may make it RECORDED
                 return None
 
-    def _made(self, state: _Flow, plan: Make) -> Playback:
+    def _made(self, state: FlowState, plan: Make) -> Playback:
         made = state.engine.make(plan)
         state.outcome, state.nearest = made.outcome, made.nearest
         return made.playback
 
     def _deliver(
-        self, flow: http.HTTPFlow, state: _Flow, playback: Playback
+        self, flow: http.HTTPFlow, state: FlowState, playback: Playback
     ) -> Awaitable[None] | None:
         """Send a playback: through the chunk server when it has several chunks or a fault,
         else inline after its time to first byte."""
@@ -273,7 +250,7 @@ class ReplayAddon:
         self._answer(flow, state, playback)
         return None
 
-    async def _stream(self, flow: http.HTTPFlow, state: _Flow, playback: Playback) -> None:
+    async def _stream(self, flow: http.HTTPFlow, state: FlowState, playback: Playback) -> None:
         """Hand a playback of several chunks to the chunk server and point the flow at it."""
         t_request = asyncio.get_running_loop().time()
         try:
@@ -287,14 +264,16 @@ class ReplayAddon:
         except Exception as e:
             self._fail(flow, e)
 
-    async def _answer_after(self, flow: http.HTTPFlow, state: _Flow, playback: Playback) -> None:
+    async def _answer_after(
+        self, flow: http.HTTPFlow, state: FlowState, playback: Playback
+    ) -> None:
         await asyncio.sleep(playback.ttfb)
         try:
             self._answer(flow, state, playback)
         except Exception as e:
             self._fail(flow, e)
 
-    def _answer(self, flow: http.HTTPFlow, state: _Flow, playback: Playback) -> None:
+    def _answer(self, flow: http.HTTPFlow, state: FlowState, playback: Playback) -> None:
         """Answer inline: mitmproxy sends the response in one piece."""
         plan = state.plan
         fingerprint = plan.key.fingerprint if plan is not None else None
@@ -307,7 +286,15 @@ class ReplayAddon:
 
     def _fail(self, flow: http.HTTPFlow, error: Exception) -> None:
         """The addon could not answer, or refuses a request it will not process as sent
-        (413, 400): never a fall-through to the real upstream, never stored."""
+        (413, 400): never a fall-through to the real upstream, never stored. Should the
+        provider-shaped error itself fail, a plain 502 still keeps the request here."""
+        try:
+            self._refuse(flow, error)
+        except Exception:
+            logger.exception("replay: cannot answer a request to %s", flow.request.host)
+            flow.response = http.Response.make(502, b"replay failed\n", {"x-replay": "error"})
+
+    def _refuse(self, flow: http.HTTPFlow, error: Exception) -> None:
         state = self.flows.get(flow.id)
         request = state.request if state is not None else adapt.request_from_flow(flow)
         if isinstance(error, RequestRefused):
@@ -317,7 +304,7 @@ class ReplayAddon:
             status, message = 502, f"replay failed: {error}"
             logger.error("replay: cannot serve %s: %r", redacted_url(request), error)
         if state is None and self.engine is not None:  # reported by the response hook
-            state = self.flows[flow.id] = _Flow(request, "", self.engine)
+            state = self.flows[flow.id] = FlowState(request, "", self.engine)
         if state is not None:
             state.outcome, state.detail = Outcome.ERROR, message
         playback = error_playback(request, status, message)
@@ -325,7 +312,7 @@ class ReplayAddon:
         fingerprint = state.plan.key.fingerprint if state and state.plan else None
         adapt.mark(flow.response, Outcome.ERROR, fingerprint)
 
-    # --- forwarded answers -----------------------------------------------------------
+    # --- answers from the upstream (replay/mitm/forwarded.py) -------------------------
 
     def responseheaders(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         state = self.flows.get(flow.id)
@@ -336,108 +323,35 @@ class ReplayAddon:
             flow.response.stream = True
             adapt.mark(flow.response, state.outcome, plan.key.fingerprint)
             return None
-        if not isinstance(plan, Forward):
-            return None
-        head = adapt.head_from_response(flow.response)
-        if flow.request.timestamp_end is not None and flow.response.timestamp_start is not None:
-            state.ttfb = flow.response.timestamp_start - flow.request.timestamp_end
-        taps = state.engine.tap(plan, head)
-        state.recording = taps.recording
-        if taps.recording is not None:
-            state.outcome = Outcome.RECORDED
-            flow.response.stream = taps.recording.tap
-        else:
-            flow.response.stream = True  # forward as it arrives, never buffer
-        adapt.mark(flow.response, state.outcome, plan.key.fingerprint)
-        if taps.cut is not None:
-            state.cut = taps.cut
-            flow.response.stream = Withheld(flow.response.stream, taps.cut.after)
-            if flow.request.http_version.startswith("HTTP/1"):
-                # A body with a content-length, cut after its last chunk, would look whole:
-                # chunked framing without its terminator shows the break.
-                flow.response.headers.pop("content-length", None)
-                flow.response.headers["transfer-encoding"] = "chunked"
-        return asyncio.sleep(taps.hold) if taps.hold else None
+        return forwarded.head(flow, state)
 
     def response(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         state = self.flows.pop(flow.id, None)
         if state is None:
             return None
         self._release(flow, state)
-        recording = state.recording
-        if recording is not None and flow.response is not None:
-            if not recording.chunks and recording.abort_reason is None:
-                # mitmproxy streams no body that ends with its headers (204, 304, an answer
-                # to HEAD, content-length 0): the tap never ran, the answer is complete.
-                if flow.response.raw_content:
-                    recording.tap(flow.response.raw_content)
-                recording.tap(b"")
-            self._keep(state, recording)
-        status = flow.response.status_code if flow.response else None
-        stream = flow.response.stream if flow.response else None
-        if state.cut is not None and isinstance(stream, Withheld):  # a rule's fault
-            self._settle(state, status, "fault: connection dropped")
-            return self._drop(flow, state.cut, stream.cut_at)
-        self._settle(state, status, state.detail)
-        return None
-
-    async def _drop(self, flow: http.HTTPFlow, cut: Interruption, cut_at: float | None) -> None:
-        """End an upstream answer withheld by a fault: stall if asked (counted from the cut),
-        then kill the flow (the client sees the connection drop before the body ends).
-
-        mitmproxy looks at a kill only between hooks, so the drop comes once the upstream
-        has finished; the client saw nothing past the cut meanwhile."""
-        if cut.hold or cut.stall:
-            wanted = UPSTREAM_HOLD if cut.hold else (cut.stall or 0.0)
-            elapsed = time.monotonic() - cut_at if cut_at is not None else 0.0
-            if wanted > elapsed:
-                await asyncio.sleep(wanted - elapsed)
-        if flow.killable:
-            flow.kill()  # after the response hook: no error hook follows, the report is written
+        detail, pending = forwarded.end(flow, state)
+        self._settle(state, flow.response.status_code if flow.response else None, detail)
+        return pending
 
     def error(self, flow: http.HTTPFlow) -> None:
         state = self.flows.pop(flow.id, None)
         if state is None:
             return
         self._release(flow, state)
-        reason = str(flow.error) if flow.error else "connection error"
-        plan = state.plan
-        if state.recording is not None:
-            state.recording.abort(reason)
-            self._keep(state, state.recording, reason)
-        elif isinstance(plan, Forward) and plan.record and flow.response is None:
-            state.engine.give_back(plan)  # no answer came: its occurrence number is free
-        if state.faulted and state.recording is None:
-            reason = f"fault: {reason}"  # the proxy dropped it: the answer keeps its outcome
-        elif state.outcome not in (Outcome.HIT, Outcome.RECORDED):
-            state.outcome = Outcome.ERROR
+        reason = forwarded.broken(flow, state)
         status = flow.response.status_code if flow.response else None
         self._settle(state, status, state.detail or reason)
 
-    def _keep(self, state: _Flow, recording: Recording, reason: str | None = None) -> None:
-        """Commit a recording: whole (the client may have left after the end), or marked
-        incomplete, which replays as a miss (the report says `error`)."""
-        assert isinstance(state.plan, Forward)
-        refused = state.engine.commit(state.plan, recording, state.ttfb)
-        if refused is not None:
-            state.outcome, state.detail = Outcome.FORWARDED, refused
-        elif recording.complete:
-            if reason is not None:
-                state.detail = f"complete; then {reason}"
-        else:
-            state.outcome = Outcome.ERROR
-            state.detail = f"stored as incomplete: {reason or 'the stream did not end'}"
-            logger.warning("replay: %s %s", redacted_url(state.request), state.detail)
-
     # --- helpers ---------------------------------------------------------------------
 
-    def _release(self, flow: http.HTTPFlow, state: _Flow) -> None:
+    def _release(self, flow: http.HTTPFlow, state: FlowState) -> None:
         if state.target is not None:
             adapt.restore(flow, state.target, JOB_HEADER)
         if state.job is not None and self.pacer is not None:
             self.pacer.cancel(state.job)
 
-    def _settle(self, state: _Flow, status: int | None, detail: str | None) -> None:
+    def _settle(self, state: FlowState, status: int | None, detail: str | None) -> None:
         state.engine.settle(
             state.request,
             state.namespace,

@@ -306,6 +306,22 @@ def test_a_serve_that_fails_answers_502_instead_of_going_upstream(
     assert replayed.response.headers["x-replay"] == "error"
 
 
+def test_a_failure_to_build_the_error_still_answers_502(
+    addon: tuple[ReplayAddon, taddons.context], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, _ = addon
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug in the planning")
+
+    monkeypatch.setattr(a, "_request", broken)
+    monkeypatch.setattr("replay.mitm.addon.error_playback", broken)  # and in the error path
+    flow = chat_flow()
+    request(a, flow)
+    assert flow.response is not None and flow.response.status_code == 502
+    assert flow.response.headers["x-replay"] == "error"
+
+
 def test_the_addon_rebuilds_after_done(addon: tuple[ReplayAddon, taddons.context]) -> None:
     a, tctx = addon
     a.done()

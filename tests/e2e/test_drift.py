@@ -63,6 +63,7 @@ def record(store: Path, factory: ProxyFactory, upstream: FakeUpstream, env: Prox
             for c in gem.models.generate_content_stream(model="gemini-drift", contents="s")
         )
     factory.stop_all()
+    assert len(list(store.rglob("*.zst"))) == 7  # 6 requests, one of them twice
 
 
 def snapshot(store: Path) -> dict[str, bytes]:
