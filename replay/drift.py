@@ -120,21 +120,25 @@ class Shape:
     framing: str = "json"
     """`json`, `sse`, `ndjson`, or `opaque` (a body that is none of these)."""
 
-    def add(self, value: object, path: str, parent: str | None = None, key: str = "") -> None:
+    def add(
+        self, value: object, path: str, parent: str | None = None, key: str = "", depth: int = 0
+    ) -> None:
+        """Add `value`'s key paths under `path` (bounded in depth and in paths)."""
         if len(self.types) >= _MAX_PATHS:
             return
         self.types.setdefault(path, set()).add(_type_name(value))
         self.parents.setdefault(path, parent)
-        if path.count(".") + path.count("[]") >= _MAX_DEPTH or key in FREE_FORM_KEYS:
+        if depth >= _MAX_DEPTH or key in FREE_FORM_KEYS:
             return
         if isinstance(value, dict) and value:
             self.filled.add(path)
             for name, item in value.items():
-                self.add(item, f"{path}.{name}" if path else str(name), path, str(name))
+                child = f"{path}.{name}" if path else str(name)
+                self.add(item, child, path, str(name), depth + 1)
         elif isinstance(value, list) and value:
             self.filled.add(path)
             for item in value:
-                self.add(item, f"{path}[]", path)
+                self.add(item, f"{path}[]", path, "", depth + 1)
 
 
 def _type_name(value: object) -> str:
