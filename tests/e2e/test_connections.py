@@ -20,6 +20,8 @@ import pytest
 from support.fake_upstream import FakeUpstream
 from support.proxy import Proxy, ProxyFactory, h2_first_context
 
+from replay.codec import decode
+
 pytestmark = pytest.mark.e2e
 
 CHAT = "https://api.openai.com/v1/chat/completions"
@@ -71,3 +73,36 @@ def test_streamed_replays_to_an_http2_client_leave_no_connections_behind(
     # One chunk-server connection was opened and closed per stream; at most the last one
     # or two may still be closing when the probe asks. Without the hook: STREAMS of them.
     assert held["closed"] <= 3, held
+
+
+def test_the_rig_can_reuse_pinned_connections_as_a_real_upstream_would(
+    fake_upstream: FakeUpstream, proxy_factory: ProxyFactory, bundle: Path, tmp_path: Path
+) -> None:
+    """`pin_upstream_reuse=true` (tests/support/pin_hosts.py): one client connection, one
+    upstream connection, and the recordings still name the provider's host."""
+    store = tmp_path / "cassettes"
+    recorder = proxy_factory(
+        *PROBE,
+        "-s",
+        "addons/replay.py",
+        "--set",
+        f"replay_dir={store}",
+        "--set",
+        "replay_mode=record",
+        "--set",
+        "pin_upstream_reuse=true",
+        upstream_port=fake_upstream.port,
+    )
+    context = ssl.create_default_context(cafile=str(bundle))
+    with httpx.Client(proxy=recorder.url, verify=context, timeout=20) as client:
+        for i in range(10):
+            body = BODY.replace(b"held", f"held {i}".encode())
+            assert client.post(CHAT, content=body, headers=KNOBS).headers["x-replay"] == "recorded"
+        held = _probe(recorder)
+    assert recorder.stop() == 0
+
+    assert held["held"] == 1, held  # without the option: one per request, 5 of them open
+    assert len(fake_upstream.requests) == 10
+    stored = [decode(p.read_bytes()) for p in sorted(store.rglob("*.zst"))]
+    assert len(stored) == 10
+    assert {(i.request.scheme, i.request.host) for i in stored} == {("https", "api.openai.com")}

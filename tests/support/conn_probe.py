@@ -21,8 +21,9 @@ PROBE_HOST = "conn-probe.test"
 def held_connections() -> dict[str, int]:
     """Server connections in every live HttpLayer, and how many of them are closed."""
     layers = [o for o in gc.get_objects() if isinstance(o, HttpLayer)]
-    servers = [c for layer in layers for c in layer.connections if isinstance(c, Server)]
-    closed = sum(1 for s in servers if s.state is ConnectionState.CLOSED)
+    # a connection may be listed by two layers (a CONNECT tunnel's and the proxy's own)
+    servers = {c.id: c for layer in layers for c in layer.connections if isinstance(c, Server)}
+    closed = sum(1 for s in servers.values() if s.state is ConnectionState.CLOSED)
     return {"layers": len(layers), "held": len(servers), "closed": closed}
 
 
