@@ -31,6 +31,14 @@ STREAMS = 30
 PROBE = ("-s", "tests/support/conn_probe.py")
 
 
+def _replay(store: Path, *options: str) -> list[str]:
+    """The replay addon's arguments: `replay_dir=store`, then each option as a `--set`."""
+    args = ["-s", "addons/replay.py", "--set", f"replay_dir={store}"]
+    for option in options:
+        args += ["--set", option]
+    return args
+
+
 def _probe(proxy: Proxy) -> dict[str, int]:
     with httpx.Client(proxy=proxy.url, timeout=10) as client:
         r = client.get("http://conn-probe.test/")
@@ -57,15 +65,15 @@ def test_streamed_replays_to_an_http2_client_leave_no_connections_behind(
     fake_upstream: FakeUpstream, proxy_factory: ProxyFactory, bundle: Path, tmp_path: Path
 ) -> None:
     store = tmp_path / "cassettes"
-    addon = ("-s", "addons/replay.py", "--set", f"replay_dir={store}")
-    record = ("--set", "replay_mode=record")
-    recorder = proxy_factory(*addon, *record, upstream_port=fake_upstream.port)
+    recorder = proxy_factory(
+        *_replay(store, "replay_mode=record"), upstream_port=fake_upstream.port
+    )
     context = ssl.create_default_context(cafile=str(bundle))
     with httpx.Client(proxy=recorder.url, verify=context, timeout=20) as client:
         assert client.post(CHAT, content=BODY, headers=KNOBS).headers["x-replay"] == "recorded"
     assert recorder.stop() == 0
 
-    player = proxy_factory(*PROBE, *addon, "--set", "replay_speed=0", upstream_port=None)
+    player = proxy_factory(*PROBE, *_replay(store, "replay_speed=0"), upstream_port=None)
     outcomes, held = asyncio.run(_streams_then_probe(player, bundle))
 
     assert outcomes == ["hit"] * STREAMS
@@ -81,18 +89,8 @@ def test_the_rig_can_reuse_pinned_connections_as_a_real_upstream_would(
     """`pin_upstream_reuse=true` (tests/support/pin_hosts.py): one client connection, one
     upstream connection, and the recordings still name the provider's host."""
     store = tmp_path / "cassettes"
-    recorder = proxy_factory(
-        *PROBE,
-        "-s",
-        "addons/replay.py",
-        "--set",
-        f"replay_dir={store}",
-        "--set",
-        "replay_mode=record",
-        "--set",
-        "pin_upstream_reuse=true",
-        upstream_port=fake_upstream.port,
-    )
+    options = ("replay_mode=record", "pin_upstream_reuse=true")
+    recorder = proxy_factory(*PROBE, *_replay(store, *options), upstream_port=fake_upstream.port)
     context = ssl.create_default_context(cafile=str(bundle))
     with httpx.Client(proxy=recorder.url, verify=context, timeout=20) as client:
         for i in range(10):
