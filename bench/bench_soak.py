@@ -25,7 +25,9 @@ upstream connection per request, docs/performance.md). --reuse-upstream lets the
 their pinned upstream connections as they would a real provider's
 (`pin_upstream_reuse=true`): without it each recorded request costs a TLS handshake, and
 mitmproxy's 5 connections per client connection and server address, each kept open by the
-fake upstream for 5 s, hold a recording worker to about one request a second.
+fake upstream for 5 s, hold a recording worker to about one request a second (and three of
+the 20 seeding requests wait about 4 s for a slot, which the replayed store then keeps as
+their time to first byte; with --reuse-upstream the seeding proxy reuses too).
 """
 
 from __future__ import annotations
@@ -197,7 +199,7 @@ def main() -> None:
             stores["record (baseline)"] = r.root / "recorded-baseline"
             addons["record (baseline)"] = args.baseline.resolve()
         seed = common.start_quiet_mitmdump(
-            recorder_args(r, upstream.port, common.ADDON_SCRIPT, replay_store), r
+            [*recorder_args(r, upstream.port, common.ADDON_SCRIPT, replay_store), *reuse], r
         )
         try:
             with httpx.Client(proxy=seed.url, verify=str(r.bundle), timeout=30) as client:
