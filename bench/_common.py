@@ -112,7 +112,11 @@ _PROFILED = (
 
 
 def start_quiet_mitmdump(
-    args: Sequence[str], r: Rig, timeout: float = 20.0, profile: Path | None = None
+    args: Sequence[str],
+    r: Rig,
+    timeout: float = 20.0,
+    profile: Path | None = None,
+    strategy: str = "lazy",
 ) -> Proxy:
     """`mitmdump -q` on 127.0.0.1:<a free port>, ready once the port accepts a connection.
 
@@ -120,6 +124,7 @@ def start_quiet_mitmdump(
     suppresses, so the port is chosen here and polled. Scripts load before mitmproxy listens.
     With `profile`, mitmdump runs under cProfile and writes its stats there when stopped
     (SIGTERM is a clean exit); cProfile slows Python code about 2x, so read shares, not times.
+    `strategy` is mitmproxy's connection_strategy (given once: mitmdump refuses two values).
     """
     port = free_port()
     code = "from mitmproxy.tools.main import mitmdump; mitmdump()"
@@ -137,7 +142,7 @@ def start_quiet_mitmdump(
         "-p",
         str(port),
         "--set",
-        "connection_strategy=lazy",
+        f"connection_strategy={strategy}",
         *args,
     ]
     proc = subprocess.Popen(

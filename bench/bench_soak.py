@@ -12,9 +12,22 @@ the recorders cycle through 200 prompts, so the recording store grows by one fil
 
 Reported: requests completed per proxy, errors (any status but 200, a wrong `x-replay`, an
 exception), and each mitmdump's resident memory (VmRSS from /proc) after a 30 s warm-up and
-at the end, with the peak (VmHWM), plus the files the recording store holds after a clean
-stop against the answers marked `recorded`. Summary on stdout, details in
-bench/results/bench_soak-<UTC time>.json.
+at the end, with the peak (VmHWM) and the growth per request after the warm-up, plus the
+files the recording store holds after a clean stop against the answers marked `recorded`.
+Summary on stdout, details in bench/results/bench_soak-<UTC time>.json.
+
+--baseline PATH adds a second recorder running another checkout's addons/replay.py (an A/B
+run of a change, side by side on the same machine and upstream): the recording workers are
+shared between the two. --probe loads tests/support/conn_probe.py into every mitmdump and
+asks it, every 10 s, how many closed upstream connections mitmproxy still holds for
+connected clients (replay/mitm/conns.py; the pinning addon makes the recorders open one
+upstream connection per request, docs/performance.md). --reuse-upstream lets the recorders reuse
+their pinned upstream connections as they would a real provider's
+(`pin_upstream_reuse=true`): without it each recorded request costs a TLS handshake, and
+mitmproxy's 5 connections per client connection and server address, each kept open by the
+fake upstream for 5 s, hold a recording worker to about one request a second (and three of
+the 20 seeding requests wait about 4 s for a slot, which the replayed store then keeps as
+their time to first byte; with --reuse-upstream the seeding proxy reuses too).
 """
 
 from __future__ import annotations
@@ -22,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +43,9 @@ from typing import Any
 import _common as common
 import httpx
 from support.fake_upstream import FakeUpstream
+
+PROBE_SCRIPT = common.REPO_ROOT / "tests" / "support" / "conn_probe.py"
+PROBE_URL = "http://conn-probe.test/"
 
 CHAT = common.CHAT_URL
 STREAM_HEADERS = {"content-type": "application/json", "x-fake-chunks": "8", "x-fake-gap-ms": "20"}
@@ -76,25 +93,43 @@ async def worker(
                 tally["errors"].append(repr(e))
 
 
+async def probe(proxy: common.Proxy) -> dict[str, int] | None:
+    """What tests/support/conn_probe.py in `proxy` says mitmproxy holds (None: no answer)."""
+    try:
+        async with httpx.AsyncClient(proxy=proxy.url, timeout=10) as client:
+            r = await client.get(PROBE_URL)
+        held: dict[str, int] = r.json()
+        return held
+    except (httpx.HTTPError, ValueError):
+        return None
+
+
 async def soak(
-    replayer: common.Proxy,
-    recorder: common.Proxy,
+    proxies: dict[str, common.Proxy],
     bundle: Path,
     workers: int,
     seconds: float,
+    probing: bool = False,
 ) -> dict[str, Any]:
+    """Even workers replay through proxies["replay"]; odd ones record, taking the other
+    proxies (the recorders) in turn."""
     replayed = [body(f"soak replay {i}") for i in range(20)]
     recorded = [body(f"soak record {i}") for i in range(200)]
-    tallies: dict[str, dict[str, Any]] = {
-        "replay": {"ok": 0, "errors": []},
-        "record": {"ok": 0, "errors": []},
-    }
+    tallies: dict[str, dict[str, Any]] = {name: {"ok": 0, "errors": []} for name in proxies}
+    recorders = [name for name in proxies if name != "replay"]
     until = time.monotonic() + seconds
     tasks = [
-        worker(replayer, bundle, replayed[i:] + replayed[:i], "hit", until, tallies["replay"])
+        worker(
+            proxies["replay"], bundle, replayed[i:] + replayed[:i], "hit", until, tallies["replay"]
+        )
         if i % 2 == 0
         else worker(
-            recorder, bundle, recorded[i:] + recorded[:i], "recorded", until, tallies["record"]
+            proxies[name := recorders[(i // 2) % len(recorders)]],
+            bundle,
+            recorded[i:] + recorded[:i],
+            "recorded",
+            until,
+            tallies[name],
         )
         for i in range(workers)
     ]
@@ -104,17 +139,32 @@ async def soak(
         start = time.monotonic()
         while time.monotonic() < until:
             await asyncio.sleep(10)
-            samples.append(
-                {
-                    "t": round(time.monotonic() - start, 1),
-                    "replay": memory(replayer.pid),
-                    "record": memory(recorder.pid),
-                    "ok": {k: v["ok"] for k, v in tallies.items()},
-                }
-            )
+            entry: dict[str, Any] = {"t": round(time.monotonic() - start, 1)}
+            entry |= {name: memory(proxy.pid) for name, proxy in proxies.items()}
+            entry["ok"] = {k: v["ok"] for k, v in tallies.items()}
+            if probing:
+                found = await asyncio.gather(*(probe(p) for p in proxies.values()))
+                entry["held"] = dict(zip(proxies, found, strict=True))
+            samples.append(entry)
 
     await asyncio.gather(sample(), *tasks)
     return {"tallies": tallies, "samples": samples}
+
+
+def recorder_args(r: common.Rig, port: int, addon: Path, store: Path) -> list[str]:
+    return [
+        *common.pin_args(r, port),
+        "-s",
+        str(addon),
+        "--set",
+        "replay_mode=record",
+        "--set",
+        f"replay_dir={store}",
+    ]
+
+
+def stored(store: Path) -> int:
+    return sum(1 for p in store.rglob("*.zst") if not p.name.startswith("."))
 
 
 def main() -> None:
@@ -122,21 +172,34 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=50)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout's addons/replay.py: a second recorder runs it (A/B)",
+    )
+    parser.add_argument(
+        "--reuse-upstream",
+        action="store_true",
+        help="recorders reuse pinned upstream connections (pin_upstream_reuse=true)",
+    )
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="every 10 s, ask each mitmdump how many closed upstream connections it holds",
+    )
     args = parser.parse_args()
     seconds = args.minutes * 60
+    extra = ["-s", str(PROBE_SCRIPT)] if args.probe else []
+    reuse = ["--set", "pin_upstream_reuse=true"] if args.reuse_upstream else []
     with common.rig(args.keep) as r, FakeUpstream(r.certs) as upstream:
-        replay_store, record_store = r.root / "replayed", r.root / "recorded"
+        replay_store = r.root / "replayed"
+        stores = {"record": r.root / "recorded"}
+        addons = {"record": common.ADDON_SCRIPT}
+        if args.baseline is not None:
+            stores["record (baseline)"] = r.root / "recorded-baseline"
+            addons["record (baseline)"] = args.baseline.resolve()
         seed = common.start_quiet_mitmdump(
-            [
-                *common.pin_args(r, upstream.port),
-                "-s",
-                str(common.ADDON_SCRIPT),
-                "--set",
-                "replay_mode=record",
-                "--set",
-                f"replay_dir={replay_store}",
-            ],
-            r,
+            [*recorder_args(r, upstream.port, common.ADDON_SCRIPT, replay_store), *reuse], r
         )
         try:
             with httpx.Client(proxy=seed.url, verify=str(r.bundle), timeout=30) as client:
@@ -144,56 +207,68 @@ def main() -> None:
                     client.post(CHAT, content=body(f"soak replay {i}"), headers=STREAM_HEADERS)
         finally:
             seed.stop()
-        common_args = ["-s", str(common.ADDON_SCRIPT)]
-        replayer = common.start_quiet_mitmdump(
-            [*common.pin_args(r, None), *common_args, "--set", f"replay_dir={replay_store}"], r
-        )
-        recorder = common.start_quiet_mitmdump(
-            [
-                *common.pin_args(r, upstream.port),
-                *common_args,
-                "--set",
-                "replay_mode=record",
-                "--set",
-                f"replay_dir={record_store}",
-            ],
-            r,
-        )
+        proxies: dict[str, common.Proxy] = {}
         try:
-            result = asyncio.run(soak(replayer, recorder, r.bundle, args.workers, seconds))
+            proxies["replay"] = common.start_quiet_mitmdump(
+                [
+                    *common.pin_args(r, None),
+                    *extra,
+                    "-s",
+                    str(common.ADDON_SCRIPT),
+                    "--set",
+                    f"replay_dir={replay_store}",
+                ],
+                r,
+            )
+            for name, store in stores.items():
+                proxies[name] = common.start_quiet_mitmdump(
+                    [*extra, *recorder_args(r, upstream.port, addons[name], store), *reuse], r
+                )
+            result = asyncio.run(soak(proxies, r.bundle, args.workers, seconds, args.probe))
         finally:
-            end = {"replay": memory(replayer.pid), "record": memory(recorder.pid)}
-            codes = {"replay": replayer.stop(), "record": recorder.stop()}
-        files = sum(1 for p in record_store.rglob("*.zst") if not p.name.startswith("."))
+            end = {name: memory(proxy.pid) for name, proxy in proxies.items()}
+            codes = {name: proxy.stop() for name, proxy in proxies.items()}
+        files = {name: stored(store) for name, store in stores.items()}
     samples = result["samples"]
     warm = next((s for s in samples if s["t"] >= 30), samples[0] if samples else None)
     rows = []
-    for name in ("replay", "record"):
+    for name in proxies:
         tally = result["tallies"][name]
         start_kib = warm[name]["VmRSS"] if warm else 0
-        rows.append(
-            [
-                name,
-                tally["ok"],
-                len(tally["errors"]),
-                f"{start_kib / 1024:.1f}",
-                f"{end[name]['VmRSS'] / 1024:.1f}",
-                f"{end[name]['VmHWM'] / 1024:.1f}",
-                codes[name],
-            ]
-        )
+        after_warm = tally["ok"] - (warm["ok"][name] if warm else 0)
+        growth = (end[name]["VmRSS"] - start_kib) / after_warm if after_warm > 0 else math.nan
+        row = [
+            name,
+            tally["ok"],
+            len(tally["errors"]),
+            f"{start_kib / 1024:.1f}",
+            f"{end[name]['VmRSS'] / 1024:.1f}",
+            f"{end[name]['VmHWM'] / 1024:.1f}",
+            f"{growth:.1f}",
+            codes[name],
+        ]
+        if args.probe:
+            held = [(s.get("held") or {}).get(name) or {} for s in samples]
+            row.append(max((h.get("closed", 0) for h in held), default=0))
+        rows.append(row)
     print(f"{args.workers} workers for {args.minutes:g} min (memory in MiB; start = after 30 s)")
-    print(
-        common.table(["proxy", "requests", "errors", "rss start", "rss end", "peak", "exit"], rows)
-    )
-    recorded_ok = result["tallies"]["record"]["ok"]
-    print(f"recording store after a clean stop: {files} files for {recorded_ok} answers recorded")
+    headers = ["proxy", "requests", "errors", "rss start", "rss end", "peak", "KiB/req", "exit"]
+    if args.probe:
+        headers.append("closed conns held (max)")
+    print(common.table(headers, rows))
+    for name, count in files.items():
+        recorded_ok = result["tallies"][name]["ok"]
+        print(f"{name} store after a clean stop: {count} files for {recorded_ok} answers recorded")
     errors = {k: v["errors"][:20] for k, v in result["tallies"].items()}
     path = common.write_results(
         "bench_soak",
         {
             "minutes": args.minutes,
             "workers": args.workers,
+            "baseline": str(args.baseline) if args.baseline else None,
+            "probe": args.probe,
+            "reuse_upstream": args.reuse_upstream,
+            "headers": headers,
             "rows": rows,
             "files": files,
             "errors": errors,

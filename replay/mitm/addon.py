@@ -22,6 +22,7 @@ from functools import partial
 from typing import Any
 
 from mitmproxy import ctx, exceptions, http
+from mitmproxy.proxy import server_hooks
 
 from replay.answers import error_playback
 from replay.chunkserver import JOB_HEADER, ChunkServer
@@ -29,7 +30,7 @@ from replay.config import OPTION_NAMES, Settings
 from replay.engine import INLINE_BODY, Engine
 from replay.errors import BadNamespace, BodyTooLarge, ConfigError, RequestRefused, StoreError
 from replay.hosts import HostPolicy
-from replay.mitm import adapt, control, forwarded, options
+from replay.mitm import adapt, conns, control, forwarded, options
 from replay.mitm.forwarded import FlowState
 from replay.models import Outcome, Request
 from replay.plan import Make, Plan, Serve
@@ -60,6 +61,7 @@ class ReplayAddon:
         self.responses = adapt.InlineResponses()
         self.refused: str | None = None
         """Why the addon must not run (conflicting options): every request gets a 502."""
+        self._conns_warned = False
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -342,6 +344,18 @@ class ReplayAddon:
         reason = forwarded.broken(flow, state)
         status = flow.response.status_code if flow.response else None
         self._settle(state, status, state.detail or reason)
+
+    # --- connections -----------------------------------------------------------------
+
+    def server_disconnected(self, data: server_hooks.ServerConnectionHookData) -> None:
+        """Let mitmproxy free a closed upstream connection now, not when the client leaves
+        (see replay/mitm/conns.py: one per streamed replay to an HTTP/2 client)."""
+        try:
+            conns.forget_closed(data.client, data.server)
+        except Exception:  # mitmproxy's private layout changed: keep serving, say so once
+            if not self._conns_warned:
+                self._conns_warned = True
+                logger.warning("replay: cannot release closed connections", exc_info=True)
 
     # --- helpers ---------------------------------------------------------------------
 
