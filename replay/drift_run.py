@@ -244,7 +244,8 @@ def send(client: httpx.Client, request: LiveRequest, limit: int = DEFAULT_MAX_BO
                     raise LiveError(f"the live answer is larger than {limit} bytes")
             headers = tuple(response.headers.multi_items())
             return Answer(response.status_code, headers, bytes(body))
-    except httpx.HTTPError as e:
+    except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, ValueError) as e:
+        # ValueError: a stored header httpx will not send (a non-ASCII value, a bad name)
         raise LiveError(f"{type(e).__name__}: {e}") from e
 
 

@@ -295,3 +295,17 @@ def test_a_request_that_continues_a_stored_conversation_is_not_resent() -> None:
     first = interaction(request({**body, "previous_response_id": None}, "/v1/responses"), [b"{}"])
     assert drift_run.depends_on_state(first) is None
     assert drift_run.depends_on_state(interaction(chat("conversation"), [b"{}"])) is None
+
+
+def test_a_stored_request_httpx_will_not_send_is_a_live_error() -> None:
+    def never(request: httpx.Request) -> httpx.Response:
+        raise AssertionError("sent")
+
+    odd = drift_run.LiveRequest(
+        "POST", "https://api.openai.com/x", (("x-note", "caf\u00e9 \u2603"),), b"", ()
+    )
+    with (
+        httpx.Client(transport=httpx.MockTransport(never)) as client,
+        pytest.raises(drift_run.LiveError, match="UnicodeEncodeError"),
+    ):
+        drift_run.send(client, odd)
