@@ -71,6 +71,14 @@ def test_push_then_pull_round_trips_a_store_and_copies_only_what_is_missing(
         assert sorted(r["namespace"] for r in rows) == ["default"] * 3 + ["suite/nested"]
         refused = runner.invoke(main, ["rm", "--dir", url, "--dry-run", "00"])
         assert refused.exit_code == 2 and "local store" in refused.output
+        objects = sorted(o["Key"] for o in moto.client().list_objects_v2(
+            Bucket=url.split("/")[2])["Contents"])  # fmt: skip
+        drift = runner.invoke(main, ["drift", "--dir", url, "--dry-run", "--json"])
+        assert drift.exit_code == 0, drift.output
+        planned = [json.loads(line) for line in drift.output.splitlines() if line.startswith("{")]
+        assert len(planned) == 4 and {p["result"] for p in planned} == {"ready"}
+        after = moto.client().list_objects_v2(Bucket=url.split("/")[2])["Contents"]
+        assert sorted(o["Key"] for o in after) == objects  # drift read it, wrote nothing
         copy = tmp_path / "copy"
         pulled = runner.invoke(main, ["pull", "--dir", str(copy), url])
         assert pulled.exit_code == 0 and "4 file(s) copied" in pulled.output
