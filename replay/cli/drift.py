@@ -116,9 +116,9 @@ def _check(
     recorded = drift_run.recorded_answer(interaction)
     if drift_run.unavailable(live) and live.status != recorded.status:
         return {"result": "unchecked", "reason": f"the provider answered {live.status}"}
-    differences = compare(recorded, live, ignore)
-    if stream_error(differences):
+    if stream_error(recorded, live):
         return {"result": "unchecked", "reason": "the provider's stream ended in an error event"}
+    differences = compare(recorded, live, ignore)
     return {"result": "drift" if differences else "same", "differences": differences}
 
 
