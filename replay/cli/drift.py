@@ -100,7 +100,7 @@ def _check(
     ignore: tuple[str, ...],
     dry_run: bool,
 ) -> dict[str, Any]:
-    if (reason := drift_run.depends_on_state(interaction)) is not None:
+    if (reason := drift_run.not_resendable(interaction)) is not None:
         return {"result": "skipped", "reason": reason}
     try:
         request = drift_run.live_request(interaction, os.environ, overrides)

@@ -3,6 +3,7 @@ requests (httpx's MockTransport: no network)."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import re
@@ -15,7 +16,7 @@ from support.cassettes import JSON, SSE, chat, interaction, request
 from replay import drift_run
 from replay.drift import Answer, Kind, compare, shape_of, stream_error
 from replay.models import Request
-from replay.redact import redact
+from replay.redact import UNDECODABLE_BODY, redact
 
 NDJSON = (("content-type", "application/x-ndjson"),)
 
@@ -572,3 +573,152 @@ def test_azure_filter_findings_and_charset_spelling_are_no_drift() -> None:
     for spelling in ("application/json; charset=UTF-8", 'application/json;charset="utf8"'):
         other = Answer(200, (("content-type", spelling),), as_json(OPENAI_TEXT).body)
         assert both_ways(as_json(OPENAI_TEXT), other) == []
+
+
+# -- real drift: the API changed, and it must show -------------------------------------------
+
+
+def test_a_field_moved_into_an_object_or_an_array_turned_object_is_drift() -> None:
+    moved = json.loads(json.dumps(OPENAI_TEXT))
+    moved["choices"][0]["result"] = {"finish_reason": moved["choices"][0].pop("finish_reason")}
+    assert kinds(compare(as_json(OPENAI_TEXT), as_json(moved))) == {
+        ("gone", "choices[].finish_reason"),
+        ("new", "choices[].result"),
+    }
+    flat = {**OPENAI_TEXT, "choices": OPENAI_TEXT["choices"][0]}  # type: ignore[index]
+    assert ("type", "choices") in kinds(compare(as_json(OPENAI_TEXT), as_json(flat)))
+    renamed = {**OPENAI_TEXT, "object": "chat.completion.v2"}
+    [difference] = compare(as_json(OPENAI_TEXT), as_json(renamed))
+    assert str(difference) == "~ object: chat.completion → chat.completion.v2"
+
+
+def test_an_optional_field_still_drifts_by_type_and_a_rename_still_shows() -> None:
+    live = json.loads(json.dumps(GEMINI_TEXT))
+    live["usageMetadata"]["thoughtsTokenCount"] = "40"
+    assert kinds(compare(as_json(GEMINI_TEXT), as_json(live))) == {
+        ("type", "usageMetadata.thoughtsTokenCount")
+    }
+    live["usageMetadata"]["thinkingTokenCount"] = live["usageMetadata"].pop("thoughtsTokenCount")
+    assert kinds(compare(as_json(GEMINI_TEXT), as_json(live))) == {
+        ("new", "usageMetadata.thinkingTokenCount")
+    }
+
+
+def test_a_field_gone_from_a_variant_both_sides_have_is_drift() -> None:
+    tool = {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}
+    recorded = {**ANTHROPIC_TEXT, "content": [tool]}
+    live = {**ANTHROPIC_TEXT, "content": [{**tool, "name": None, "id": None}]}
+    assert compare(as_json(recorded), as_json(live)) == []  # null is a value's doing
+    del live["content"][0]["name"]
+    assert kinds(compare(as_json(recorded), as_json(live))) == {("gone", "content[]@tool_use.name")}
+
+
+def test_a_variant_no_sdk_defines_is_drift_and_a_known_one_is_not() -> None:
+    text = ({"type": "text", "text": ""}, [{"type": "text_delta", "text": "Hi"}])
+    renamed = ({"type": "text", "text": ""}, [{"type": "text_chunk", "text": "Hi"}])
+    differences = compare(anthropic_stream(text, pings=0), anthropic_stream(renamed, pings=0))
+    assert [str(d) for d in differences] == [
+        "+ [content_block_delta].delta@text_chunk: new (object)"
+    ]
+    untyped = ({"type": "text", "text": ""}, [{"text": "Hi"}])  # the `type` was dropped
+    assert kinds(compare(anthropic_stream(text, pings=0), anthropic_stream(untyped, pings=0))) == {
+        ("new", "[content_block_delta].delta.text")
+    }
+
+
+def test_an_event_renamed_on_either_side_of_the_frame_is_drift() -> None:
+    recorded = anthropic_stream(pings=0)
+    by_name = Answer(200, SSE, recorded.body.replace(b"event: message_delta", b"event: msg_delta"))
+    assert kinds(compare(recorded, by_name)) == {
+        ("event-gone", "message_delta"),
+        ("event-new", "msg_delta:message_delta"),
+    }
+    by_type = Answer(200, SSE, recorded.body.replace(b'"type": "message_delta"', b'"type": "md"'))
+    assert kinds(compare(recorded, by_type)) == {
+        ("event-gone", "message_delta"),
+        ("event-new", "message_delta:md"),
+    }
+
+
+def test_events_that_swap_places_are_drift_but_a_new_interleaving_is_not() -> None:
+    recorded = anthropic_stream(pings=0)
+    order = [b'event: message_stop\ndata: {"type": "message_stop"}\n\n']
+    swapped = recorded.body.replace(order[0], b"")
+    swapped = swapped.replace(b"event: message_delta", order[0] + b"event: message_delta")
+    [difference] = compare(recorded, Answer(200, SSE, swapped))
+    assert str(difference) == (
+        "~ event order: message_delta before message_stop → message_stop before message_delta"
+    )
+
+
+def test_a_responses_event_missing_from_a_family_that_came_is_drift() -> None:
+    recorded = responses_stream(MESSAGE)
+    lacking = b"".join(
+        b for b in recorded.body.split(b"\n\n") if b"output_text.done" not in b and b
+    ).replace(b"}event", b"}\n\nevent")
+    assert kinds(compare(recorded, Answer(200, SSE, lacking + b"\n\n"))) == {
+        ("event-gone", "response.output_text.done")
+    }
+    renamed = recorded.body.replace(b"response.output_text.delta", b"response.output_text.chunk")
+    assert kinds(compare(recorded, Answer(200, SSE, renamed))) == {
+        ("event-gone", "response.output_text.delta"),
+        ("event-new", "response.output_text.chunk"),
+    }
+
+
+def test_status_charset_and_body_kind_changes_are_drift() -> None:
+    created = compare(as_json(OPENAI_TEXT), as_json(OPENAI_TEXT, status=201))
+    assert [str(d) for d in created] == ["~ status: 200 → 201"]
+    utf8 = raw_sse(frames((None, GEMINI_TEXT)))
+    latin = raw_sse(frames((None, GEMINI_TEXT)), "text/event-stream; charset=ISO-8859-1")
+    assert [str(d) for d in compare(utf8, latin)] == [
+        "~ content-type: text/event-stream; charset=utf-8 → text/event-stream; charset=iso-8859-1"
+    ]
+    html = Answer(200, JSON, b"<html>Service moved</html>")
+    assert [str(d) for d in compare(as_json(OPENAI_TEXT), html)] == ["~ body: JSON → not JSON"]
+
+
+def test_a_provider_failure_inside_a_stream_is_not_drift_but_an_error() -> None:
+    gemini = raw_sse(frames((None, GEMINI_TEXT)))
+    broken = {"error": {"code": 500, "message": "Internal", "status": "INTERNAL"}}
+    assert stream_error(gemini, raw_sse(frames((None, GEMINI_TEXT), (None, broken))))
+    chat = raw_sse(frames((None, chunk({"content": "a"})), (None, "[DONE]")))
+    assert stream_error(chat, raw_sse(frames((None, chunk({"content": "a"})), (None, broken))))
+    failed = responses_stream(MESSAGE).body.replace(b"response.completed", b"response.failed")
+    assert stream_error(responses_stream(MESSAGE), Answer(200, SSE, failed))
+    assert not stream_error(gemini, gemini)
+
+
+def test_odd_bodies_give_differences_never_an_exception() -> None:
+    recorded = anthropic_stream(pings=0)
+    comments = Answer(200, SSE, b": keep-alive\n\n" * 1000)
+    assert {d.kind for d in compare(recorded, comments)} == {Kind.EVENT_GONE}
+    latin1 = Answer(200, SSE, b'event: message_start\ndata: {"type": "caf\xe9"}\n\n')
+    assert compare(latin1, latin1) == []
+    not_utf8 = Answer(200, JSON, b'{"a": "\xff\xfe"}')
+    assert [str(d) for d in compare(as_json({"a": "x"}), not_utf8)] == ["~ body: JSON → not JSON"]
+    empty = Answer(204, (), b"")
+    assert compare(empty, empty) == []
+    assert [str(d) for d in compare(empty, as_json({}, status=200))] == ["~ status: 204 → 200"]
+    huge = Answer(200, NDJSON, b'{"a": 1}\n' * 100_000)
+    assert compare(huge, huge) == []
+
+
+def test_recordings_that_cannot_be_asked_again_are_skipped_and_encoded_bodies_sent_plain() -> None:
+    busy = interaction(chat("busy"), [b'{"error": {}}'], status=529, provider="anthropic")
+    assert "529 (busy or down)" in (drift_run.not_resendable(busy) or "")
+    missing = interaction(chat("gone"), [b"{}"])
+    missing = dataclasses.replace(
+        missing, request=dataclasses.replace(missing.request, body=UNDECODABLE_BODY)
+    )
+    assert "body was not stored" in (drift_run.not_resendable(missing) or "")
+    assert drift_run.not_resendable(interaction(chat("fine"), [b"{}"])) is None
+    plain = chat("zipped")
+    zipped = dataclasses.replace(
+        plain,
+        headers=(*plain.headers, ("Content-Encoding", "gzip")),
+        body=gzip.compress(plain.body),
+    )
+    live = drift_run.live_request(interaction(zipped, [b"{}"]), {}, {})
+    assert live.body == plain.body
+    assert "content-encoding" not in {k.lower() for k, _ in live.headers}
