@@ -50,7 +50,13 @@ from replay.store import Store
     metavar="PATH",
     help="A key path (glob) that may differ, e.g. 'choices[].logprobs*' or '[ping]'.",
 )
-@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds a request.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=120.0,
+    show_default=True,
+    help="Seconds a request.",
+)
 @click.option("--dry-run", is_flag=True, help="Say what would be sent and with which keys.")
 @json_option
 def drift(
@@ -119,6 +125,11 @@ def _check(
     if stream_error(recorded, live):
         return {"result": "unchecked", "reason": "the provider's stream ended in an error event"}
     differences = compare(recorded, live, ignore)
+    if live.status == 401 and recorded.status != 401:  # the job's key, not the API
+        return {
+            "result": "unchecked",
+            "reason": f"the provider refused the key: {differences[0].live}",
+        }
     return {"result": "drift" if differences else "same", "differences": differences}
 
 
