@@ -7,6 +7,7 @@ import dataclasses
 import gzip
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,7 +15,16 @@ import pytest
 from support.cassettes import JSON, SSE, chat, interaction, request
 
 from replay import drift_run
-from replay.drift import Answer, Kind, compare, shape_of, stream_error
+from replay.drift import (
+    CONTENT_EVENTS,
+    GEMINI_PART_DATA,
+    KNOWN_VARIANTS,
+    Answer,
+    Kind,
+    compare,
+    shape_of,
+    stream_error,
+)
 from replay.models import Request
 from replay.redact import UNDECODABLE_BODY, redact
 
@@ -722,3 +732,21 @@ def test_recordings_that_cannot_be_asked_again_are_skipped_and_encoded_bodies_se
     live = drift_run.live_request(interaction(zipped, [b"{}"]), {}, {})
     assert live.body == plain.body
     assert "content-encoding" not in {k.lower() for k, _ in live.headers}
+
+
+def test_the_known_variants_and_content_events_are_the_official_sdks_own() -> None:
+    """Each name drift.py treats as the content's choice is defined by an installed SDK."""
+    import anthropic
+    import openai
+    from google.genai import types
+
+    literals: set[str] = set()
+    for package in (openai, anthropic):
+        for path in Path(package.__file__).parent.joinpath("types").rglob("*.py"):
+            literals.update(re.findall(r'Literal\[\s*"([^"]+)"', path.read_text()))
+    part_fields = {types.Part.model_fields[f].alias or f for f in types.Part.model_fields}
+    part_fields |= {"".join(w.title() if i else w for i, w in enumerate(f.split("_")))
+                    for f in types.Part.model_fields}  # fmt: skip
+    assert set(GEMINI_PART_DATA).issubset(part_fields)
+    assert (KNOWN_VARIANTS - set(GEMINI_PART_DATA)).issubset(literals)
+    assert CONTENT_EVENTS.issubset(literals)
