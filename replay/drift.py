@@ -34,6 +34,9 @@ The rule: what both sides have is compared, what the text decides is not. Not dr
   drift); Anthropic's `ping` events; how many events of a kind were sent;
 - the order of events, except two kinds that always came one before the other and now
   always come the other way round (an interleaving that differs is the text's doing).
+Everything else is drift. The price of the lists: a field of OPTIONAL_FIELDS, a known
+variant or a content event that the API stops sending altogether is not seen (renamed, it
+is: the new name is new).
 """
 
 from __future__ import annotations
