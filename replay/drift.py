@@ -2,22 +2,41 @@
 
 Owns the comparison only: an answer (status, headers, content-decoded body) is reduced to
 its shape, and two shapes are compared. Nothing here sends a request or reads the store
-(livesend.py and cli/drift.py do).
+(drift_run.py and cli/drift.py do).
 
 A shape is what a client's parser depends on, never the generated text:
-- the status, the media type of `content-type`, and whether a request-id header is sent
-  (the SDKs read `x-request-id` / `request-id`);
+- the status, the media type and charset of `content-type` (a missing charset is UTF-8, what
+  httpx assumes), and whether a request-id header is sent (the SDKs read `x-request-id` /
+  `request-id`);
 - for a JSON body, every key path with the JSON types seen there (`choices[].message.content:
-  string`), array elements merged under `[]`;
-- for a stream (SSE or NDJSON), the event names in the order they first appear, and the key
-  paths of each kind of event, merged over all its events (`[message_start].message.id`).
-  An event's name is its SSE `event:` field, else its data's `type` or `object` field, else
-  `data` (an SSE event) or `line` (an NDJSON line); `data: [DONE]` is the event `[DONE]`.
+  string`), array elements merged under `[]`, and the body's own `type` / `object` value;
+- a nested object that says what it is (a `type` string, or for a Gemini part the key that
+  holds its data: `text`, `functionCall`...) is a *variant*: its keys are written under
+  `path@variant` (`content[]@tool_use.input`) and compared only with the same variant;
+- for a stream (SSE or NDJSON), the event names, and the key paths of each kind of event,
+  merged over all its events (`[message_start].message.id`). An event's name is its SSE
+  `event:` field, else its data's `type` or `object` field, else `data` (an SSE event) or
+  `line` (an NDJSON line); an `event:` field that disagrees with the data's `type` gives
+  `name:type`; `data: [DONE]` is the event `[DONE]`.
 
-What is not drift, because the text decides it, not the API: a field that is `null` on one
-side and has a value on the other, the keys under a container that is empty or null on one
-side, the keys inside generated objects (a tool call's `input`, `args` or `arguments`, a
-`metadata` object), how many events of a kind were sent, and Anthropic's `ping` events.
+The rule: what both sides have is compared, what the text decides is not. Not drift:
+- a field that is `null` on one side and has a value on the other; the keys under a
+  container that is empty or null on one side; the keys inside generated objects (a tool
+  call's `input`, `args` or `arguments`, a `metadata` object);
+- a variant of KNOWN_VARIANTS that only one side has: the SDKs define it, the answer chose
+  it (a tool call instead of text, a thinking block, a reasoning item); a variant no SDK
+  defines that one side lacks is drift (`text_delta` became `text_chunk`);
+- a field of OPTIONAL_FIELDS that one side lacks (providers leave those out by content:
+  a tool call, a zero count, a filter's finding); its type is still compared;
+- an event of CONTENT_EVENTS that one side lacks (the Responses API's events of one kind of
+  output: text, a function call, a reasoning summary...), unless the other events of its
+  family came on both sides (`response.output_text.done` missing while `.delta` came is
+  drift); Anthropic's `ping` events; how many events of a kind were sent;
+- the order of events, except two kinds that always came one before the other and now
+  always come the other way round (an interleaving that differs is the text's doing).
+Everything else is drift. The price of the lists: a field of OPTIONAL_FIELDS, a known
+variant or a content event that the API stops sending altogether is not seen (renamed, it
+is: the new name is new).
 """
 
 from __future__ import annotations
@@ -25,7 +44,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -41,6 +60,116 @@ REQUEST_ID_HEADERS = ("x-request-id", "request-id")
 
 FREE_FORM_KEYS = frozenset({"input", "args", "arguments", "metadata"})
 """Objects whose keys the model or the caller chooses: their type is compared, not their keys."""
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+OPTIONAL_FIELDS = (
+    # OpenAI chat (openai/types/chat/chat_completion_message.py, chat_completion_chunk.py):
+    # `tool_calls` / `function_call` come only when the model calls a tool;
+    # `system_fingerprint` is Optional, null or left out depending on the serving backend.
+    "choices[].message.tool_calls",
+    "choices[].message.function_call",
+    "choices[].delta.tool_calls",
+    "choices[].delta.function_call",
+    "system_fingerprint",
+    # Azure OpenAI: the content filter names only the categories it ran or found
+    # (protected_material_code, jailbreak...); its offsets come with the asynchronous filter.
+    "*content_filter_results.*",
+    "choices[].content_filter_offsets",
+    # Anthropic (anthropic/types/text_block.py, usage.py): `citations` only when a document
+    # was cited, `server_tool_use` only when a server tool (web search) ran.
+    "*@text.citations",
+    "*usage.server_tool_use",
+    # Gemini (google/genai/types.py, every field Optional): proto3 JSON leaves out zero
+    # counts (`thoughtsTokenCount` when the model did not think, cache counts without a
+    # cache hit); thought parts and signatures, safety, citation and grounding data come
+    # by content; a candidate cut while thinking has a `content` with no `parts`.
+    "usageMetadata.candidatesTokenCount",
+    "usageMetadata.candidatesTokensDetails",
+    "usageMetadata.thoughtsTokenCount",
+    "usageMetadata.cachedContentTokenCount",
+    "usageMetadata.cacheTokensDetails",
+    "usageMetadata.toolUsePromptTokenCount",
+    "usageMetadata.toolUsePromptTokensDetails",
+    "candidates[].content.parts",
+    "candidates[].content.parts[]@*.thought",
+    "candidates[].content.parts[]@*.thoughtSignature",
+    "candidates[].safetyRatings",
+    "candidates[].citationMetadata",
+    "candidates[].groundingMetadata",
+    "candidates[].finishMessage",
+    "promptFeedback",
+    # Ollama (ollama api/types.go): the metrics and these message fields are `omitempty`
+    # (a loaded model has no load time, a cached prompt no prompt evaluation).
+    "load_duration",
+    "prompt_eval_count",
+    "prompt_eval_duration",
+    "eval_count",
+    "eval_duration",
+    "done_reason",
+    "context",
+    "thinking",
+    "message.thinking",
+    "message.tool_calls",
+    "message.images",
+)
+"""Key paths (globs, after a stream's `[event].`) a provider sends or leaves out by content:
+one side lacking them is not drift."""
+
+_RESPONSES_CONTENT_EVENTS = """
+    output_text.delta output_text.done output_text.annotation.added
+    content_part.added content_part.done refusal.delta refusal.done
+    function_call_arguments.delta function_call_arguments.done
+    custom_tool_call_input.delta custom_tool_call_input.done
+    reasoning_summary_part.added reasoning_summary_part.done
+    reasoning_summary_text.delta reasoning_summary_text.done
+    reasoning_text.delta reasoning_text.done
+    audio.delta audio.done audio.transcript.delta audio.transcript.done
+    web_search_call.in_progress web_search_call.searching web_search_call.completed
+    file_search_call.in_progress file_search_call.searching file_search_call.completed
+    code_interpreter_call.in_progress code_interpreter_call.interpreting
+    code_interpreter_call.completed code_interpreter_call_code.delta
+    code_interpreter_call_code.done image_generation_call.in_progress
+    image_generation_call.generating image_generation_call.partial_image
+    image_generation_call.completed mcp_call.in_progress mcp_call.completed mcp_call.failed
+    mcp_call_arguments.delta mcp_call_arguments.done mcp_list_tools.in_progress
+    mcp_list_tools.completed mcp_list_tools.failed completed incomplete
+"""
+CONTENT_EVENTS = frozenset(f"response.{name}" for name in _words(_RESPONSES_CONTENT_EVENTS))
+"""OpenAI Responses stream events (openai/types/responses/response_stream_event.py) sent only
+for one kind of output item or part (a message's text, a function call, a reasoning
+summary, a tool's progress), or at the end of an answer that ran out of tokens
+(`incomplete` instead of `completed`): which of them come is the answer's doing."""
+
+STREAM_ERRORS = frozenset({"error", "response.failed"})
+"""Events that say the provider failed mid-stream (Anthropic's `overloaded_error`, the
+Responses API's `error` and `response.failed`)."""
+
+KNOWN_VARIANTS = _words(
+    """
+    text thinking redacted_thinking tool_use server_tool_use web_search_tool_result
+    web_fetch_tool_result code_execution_tool_result bash_code_execution_tool_result
+    text_editor_code_execution_tool_result tool_search_tool_result container_upload
+    text_delta input_json_delta citations_delta thinking_delta signature_delta
+    message function_call reasoning web_search_call file_search_call computer_call
+    code_interpreter_call image_generation_call local_shell_call mcp_call mcp_list_tools
+    mcp_approval_request custom_tool_call output_text refusal summary_text reasoning_text
+    url_citation file_citation container_file_citation file_path function custom
+    functionCall functionResponse inlineData fileData executableCode codeExecutionResult
+    """
+)
+"""The kinds of block, item, part and delta an answer may hold: Anthropic's `ContentBlock`
+and content-block deltas (anthropic/types/content_block.py, *_delta.py), OpenAI's Responses
+output items, their content and annotations (openai/types/responses/response_output_item.py,
+response_output_message.py, response_output_text.py, response_reasoning_item.py), chat tool
+calls (`function`, `custom`), and Gemini's part data (GEMINI_PART_DATA)."""
+
+GEMINI_PART_DATA = ("text", "functionCall", "functionResponse", "inlineData", "fileData",
+                    "executableCode", "codeExecutionResult")  # fmt: skip
+"""google/genai/types.py `Part`: the keys of which one holds a part's data (its variant)."""
 
 _MAX_DEPTH = 64
 _MAX_PATHS = 20_000
@@ -63,6 +192,10 @@ class Kind(StrEnum):
 
     STATUS = "status"
     CONTENT_TYPE = "content-type"
+    BODY = "body"
+    """The body is no longer (or now) JSON, SSE or NDJSON under the same content-type."""
+    OBJECT = "object"
+    """The body's own `type` / `object` value changed (`chat.completion` → `chat.response`)."""
     HEADER = "header"
     GONE = "gone"
     """A key path the recording has and the live answer lacks."""
@@ -95,6 +228,8 @@ class Difference:
                 return f"+ event {self.where}: new"
             case Kind.HEADER:
                 return f"- header {self.where}: no longer sent"
+            case Kind.EVENT_ORDER:
+                return f"~ event order: {self.recorded} → {self.live}"
             case _:
                 return f"~ {self.kind}: {self.recorded} → {self.live}"
 
@@ -109,21 +244,37 @@ class Difference:
 
 @dataclass(slots=True)
 class Shape:
-    """Key paths with their JSON types, the containers that had children, and the event
-    names in order of first appearance (empty for a plain JSON body)."""
+    """Key paths with their JSON types, the containers that had children, the variants seen
+    at each place, and the events in order (empty for a plain JSON body)."""
 
     types: dict[str, set[str]] = field(default_factory=dict)
     filled: set[str] = field(default_factory=set)
     """Paths of objects and arrays that had at least one child somewhere."""
     parents: dict[str, str | None] = field(default_factory=dict)
+    variants: dict[str, set[str]] = field(default_factory=dict)
+    """{place: the variants seen there}; a variant's keys are under `place@variant`."""
     events: list[str] = field(default_factory=list)
+    """Event names in order of first appearance."""
+    spans: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """{event name: (index of its first event, index of its last)}."""
+    count: int = 0
+    """How many events were counted."""
+    kind: str | None = None
+    """A JSON body's own `type` / `object` value."""
     framing: str = "json"
     """`json`, `sse`, `ndjson`, or `opaque` (a body that is none of these)."""
 
     def add(
-        self, value: object, path: str, parent: str | None = None, key: str = "", depth: int = 0
+        self,
+        value: object,
+        path: str,
+        parent: str | None = None,
+        key: str = "",
+        depth: int = 0,
+        array: str = "",
     ) -> None:
-        """Add `value`'s key paths under `path` (bounded in depth and in paths)."""
+        """Add `value`'s key paths under `path` (bounded in depth and in paths); `array` is
+        the key of the array `value` is an element of."""
         if len(self.types) >= _MAX_PATHS:
             return
         self.types.setdefault(path, set()).add(_type_name(value))
@@ -132,13 +283,37 @@ class Shape:
             return
         if isinstance(value, dict) and value:
             self.filled.add(path)
+            if depth and (variant := _variant(value, array)) is not None:
+                self.variants.setdefault(path, set()).add(variant)
+                parent, path = path, f"{path}@{variant}"
+                self.types.setdefault(path, set()).add("object")
+                self.parents.setdefault(path, parent)
+                self.filled.add(path)
             for name, item in value.items():
                 child = f"{path}.{name}" if path else str(name)
                 self.add(item, child, path, str(name), depth + 1)
         elif isinstance(value, list) and value:
             self.filled.add(path)
             for item in value:
-                self.add(item, f"{path}[]", path, "", depth + 1)
+                self.add(item, f"{path}[]", path, "", depth + 1, key)
+
+    def event(self, name: str) -> None:
+        """Count one event called `name`."""
+        first, _ = self.spans.get(name, (self.count, self.count))
+        self.spans[name] = (first, self.count)
+        self.count += 1
+        if name not in self.events:
+            self.events.append(name)
+
+
+def _variant(value: dict[object, object], array: str) -> str | None:
+    """What a nested object says it is: its `type`, or a Gemini part's data key."""
+    kind = value.get("type")
+    if isinstance(kind, str) and kind:
+        return kind
+    if array == "parts":
+        return next((k for k in GEMINI_PART_DATA if k in value), None)
+    return None
 
 
 def _type_name(value: object) -> str:
@@ -159,6 +334,16 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower() or "(none)"
 
 
+def charset(content_type: str | None) -> str:
+    """The `charset` parameter, normalised; UTF-8 when there is none (httpx's default)."""
+    for param in (content_type or "").split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            value = value.strip().strip('"').lower()
+            return "utf-8" if value in ("utf8", "") else value
+    return "utf-8"
+
+
 def shape_of(answer: Answer) -> Shape:
     """The shape of `answer`'s body (see the module's docstring)."""
     framing = stream_framing(answer.header("content-type")) or "json"
@@ -168,20 +353,30 @@ def shape_of(answer: Answer) -> Shape:
         if value is _NOT_JSON:
             shape.framing = "opaque" if answer.body.strip() else "json"
         else:
+            shape.kind = _named(value)
             shape.add(value, "")
         return shape
-    for event in events([(0.0, answer.body)], framing):
+    for event in events(_blocks(answer.body, framing), framing):
         data = event.data.strip()
         if data == "[DONE]":
             name, value = event.name or "[DONE]", None
         else:
             value = _json(data.encode())
-            name = event.name or _named(value) or ("data" if framing == "sse" else "line")
-        if name not in shape.events:
-            shape.events.append(name)
+            typed = _named(value)
+            name = event.name or typed or ("data" if framing == "sse" else "line")
+            if event.name and typed and typed != event.name:
+                name = f"{event.name}:{typed}"
+        shape.event(name)
         if value is not None and value is not _NOT_JSON:
             shape.add(value, f"[{name}]")
     return shape
+
+
+def _blocks(body: bytes, framing: str) -> list[tuple[float, bytes]]:
+    """`body` cut into its events, one piece each: `events` then never carries a long
+    remainder from one event to the next (linear in a body of 100,000 events)."""
+    separator = b"\n\n" if framing == "sse" else b"\n"
+    return [(0.0, block + separator) for block in body.replace(b"\r\n", b"\n").split(separator)]
 
 
 _NOT_JSON = object()
@@ -212,25 +407,54 @@ def compare(recorded: Answer, live: Answer, ignore: Sequence[str] = ()) -> list[
     if recorded.status != live.status:
         out.append(Difference(Kind.STATUS, "", str(recorded.status), _status(live)))
         return out  # an error body says why; its shape is not the answer's
-    rec_type = media_type(recorded.header("content-type"))
-    live_type = media_type(live.header("content-type"))
+    rec_ctype, live_ctype = recorded.header("content-type"), live.header("content-type")
+    rec_type, live_type = media_type(rec_ctype), media_type(live_ctype)
     if rec_type != live_type:
         out.append(Difference(Kind.CONTENT_TYPE, "", rec_type, live_type))
+    elif charset(rec_ctype) != charset(live_ctype):
+        out.append(
+            Difference(
+                Kind.CONTENT_TYPE,
+                "",
+                f"{rec_type}; charset={charset(rec_ctype)}",
+                f"{live_type}; charset={charset(live_ctype)}",
+            )
+        )
     for name in REQUEST_ID_HEADERS:
         if recorded.header(name) is not None and live.header(name) is None:
             out.append(Difference(Kind.HEADER, name, "sent", "absent"))
     before, after = shape_of(recorded), shape_of(live)
     if before.framing != after.framing:
-        return out  # a different kind of body: the content-type line says it
-    out += _event_differences(before.events, after.events, ignore)
+        if rec_type == live_type:  # else the content-type line says it
+            out.append(
+                Difference(Kind.BODY, "", _FRAMINGS[before.framing], _FRAMINGS[after.framing])
+            )
+        return out
+    if before.kind != after.kind and before.kind and after.kind:
+        out.append(Difference(Kind.OBJECT, "", before.kind, after.kind))
+    out += _event_differences(before, after, ignore)
     out += _path_differences(before, after, ignore)
     return out
 
 
-def stream_error(differences: Sequence[Difference]) -> bool:
-    """The live stream carried an `error` event the recording did not (Anthropic's
-    `overloaded_error` mid-stream): the provider failed, the API did not change."""
-    return any(d.kind is Kind.EVENT_NEW and d.where == "error" for d in differences)
+_FRAMINGS = {"json": "JSON", "sse": "SSE", "ndjson": "NDJSON", "opaque": "not JSON"}
+
+
+def stream_error(recorded: Answer, live: Answer) -> bool:
+    """The live stream carried an error the recording did not: an `error` or
+    `response.failed` event (Anthropic's `overloaded_error` mid-stream), or an event whose
+    data is `{"error": {...}}` (OpenAI chat, Gemini). The provider failed, the API did not
+    change."""
+    return bool(_stream_errors(shape_of(live)) - _stream_errors(shape_of(recorded)))
+
+
+def _stream_errors(shape: Shape) -> set[str]:
+    named = {n for n in shape.events if n.split(":")[0] in STREAM_ERRORS}
+    return named | {
+        p
+        for p, types in shape.types.items()
+        if "object" in types and re.fullmatch(r"\[[^\]]*\]\.error", p)
+    }
 
 
 def _status(live: Answer) -> str:
@@ -258,43 +482,76 @@ def _glob(pattern: str) -> re.Pattern[str]:
     return re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
 
 
-def _event_differences(
-    before: list[str], after: list[str], ignore: Sequence[str]
-) -> list[Difference]:
+def _event_differences(before: Shape, after: Shape, ignore: Sequence[str]) -> list[Difference]:
+    def counted(name: str, other: Shape) -> bool:
+        if _ignored(f"[{name}]", ignore) or name in other.spans:
+            return False
+        if name not in CONTENT_EVENTS:
+            return True
+        family = name.rsplit(".", 1)[0]  # response.output_text.done: response.output_text
+        return family.count(".") > 0 and any(
+            e.startswith(f"{family}.") and e in before.spans for e in after.spans
+        )
+
     out = [
-        Difference(Kind.EVENT_GONE, name, "sent", "absent")
-        for name in before
-        if name not in after and not _ignored(f"[{name}]", ignore)
+        Difference(Kind.EVENT_GONE, n, "sent", "absent") for n in before.events if counted(n, after)
     ]
     out += [
-        Difference(Kind.EVENT_NEW, name, "absent", "sent")
-        for name in after
-        if name not in before and not _ignored(f"[{name}]", ignore)
+        Difference(Kind.EVENT_NEW, n, "absent", "sent") for n in after.events if counted(n, before)
     ]
-    common_before = [n for n in before if n in after and not _ignored(f"[{n}]", ignore)]
-    common_after = [n for n in after if n in before and not _ignored(f"[{n}]", ignore)]
-    if common_before != common_after:
-        out.append(
-            Difference(Kind.EVENT_ORDER, "", ", ".join(common_before), ", ".join(common_after))
-        )
+    common = [n for n in before.events if n in after.spans and not _ignored(f"[{n}]", ignore)]
+    for i, a in enumerate(common):
+        for b in common[i + 1 :]:
+            for x, y in ((a, b), (b, a)):
+                if (
+                    before.spans[x][1] < before.spans[y][0]
+                    and after.spans[y][1] < after.spans[x][0]
+                ):
+                    out.append(
+                        Difference(Kind.EVENT_ORDER, "", f"{x} before {y}", f"{y} before {x}")
+                    )
     return out
 
 
 def _path_differences(before: Shape, after: Shape, ignore: Sequence[str]) -> list[Difference]:
     out: list[Difference] = []
+    places = _ordered(before.variants, after.variants)
+    variant_paths = {
+        f"{p}@{v}" for p in places for s in (before, after) for v in s.variants.get(p, ())
+    }
+    for place in places:
+        had, has = before.variants.get(place, set()), after.variants.get(place, set())
+        had, has = had - has - KNOWN_VARIANTS, has - had - KNOWN_VARIANTS
+        out += [
+            Difference(Kind.GONE, f"{place}@{v}", "object", "absent")
+            for v in sorted(had)
+            if place in after.filled and not _ignored(f"{place}@{v}", ignore)
+        ]
+        out += [
+            Difference(Kind.NEW, f"{place}@{v}", "absent", "object")
+            for v in sorted(has)
+            if place in before.filled and not _ignored(f"{place}@{v}", ignore)
+        ]
     for path in _ordered(before.types, after.types):
-        if _ignored(path, ignore):
+        if path in variant_paths or _ignored(path, ignore):
             continue
         was, now = before.types.get(path), after.types.get(path)
         if was is not None and now is None:
-            if before.parents[path] in after.filled:
+            if before.parents[path] in after.filled and not _optional(path):
                 out.append(Difference(Kind.GONE, path, _types(was), "absent"))
         elif was is None and now is not None:
-            if after.parents[path] in before.filled:
+            if after.parents[path] in before.filled and not _optional(path):
                 out.append(Difference(Kind.NEW, path, "absent", _types(now)))
         elif was is not None and now is not None and _retyped(was, now):
             out.append(Difference(Kind.TYPE, path, _types(was), _types(now)))
     return out
+
+
+def _optional(path: str) -> bool:
+    """Whether `path` (after a stream's `[event].`) is one of OPTIONAL_FIELDS."""
+    if path.startswith("["):
+        path = path.partition("].")[2]
+    return _ignored(path, OPTIONAL_FIELDS)
 
 
 def _retyped(was: set[str], now: set[str]) -> bool:
@@ -303,11 +560,11 @@ def _retyped(was: set[str], now: set[str]) -> bool:
     return bool(was and now and not was & now)
 
 
-def _ordered(*maps: dict[str, set[str]]) -> Iterable[str]:
+def _ordered(*maps: dict[str, set[str]]) -> list[str]:
     seen: dict[str, None] = {}
     for m in maps:
         seen.update(dict.fromkeys(m))
-    return seen
+    return list(seen)
 
 
 def _types(names: set[str]) -> str:

@@ -30,10 +30,10 @@ from urllib.parse import urlencode
 
 import httpx
 
-from replay.canonical import DEFAULT_MAX_BODY, decode_content
+from replay.canonical import DEFAULT_MAX_BODY, decode_content, decoded_request
 from replay.drift import Answer
 from replay.models import Headers, Interaction, Key, Request
-from replay.redact import PLACEHOLDER, SECRET_PARAMS
+from replay.redact import PLACEHOLDER, SECRET_PARAMS, UNDECODABLE_BODY
 
 _BEARER_KEYS = {
     "openai": ("OPENAI_API_KEY",),
@@ -120,6 +120,18 @@ def parse_header_options(values: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def not_resendable(interaction: Interaction) -> str | None:
+    """Why this recording cannot be checked by sending its request again, or None: its body
+    was not stored, its answer was the provider being busy or down (nothing asks for that
+    again), or it continues a conversation stored at the provider."""
+    if interaction.request.body == UNDECODABLE_BODY:
+        return "its request body was not stored (its content-encoding could not be undone)"
+    if interaction.response.status in _UNAVAILABLE:
+        status = interaction.response.status
+        return f"its recorded answer is the provider's {status} (busy or down), not the API's"
+    return depends_on_state(interaction)
+
+
 def depends_on_state(interaction: Interaction) -> str | None:
     """Why this request cannot be re-sent on its own (it names a response or conversation
     that only existed at the provider when it was recorded), or None."""
@@ -141,7 +153,7 @@ def live_request(
 ) -> LiveRequest:
     """The stored request as it must go to the provider; MissingCredential if a redacted
     credential has no source."""
-    stored = interaction.request
+    stored = decoded_request(interaction.request)  # an encoded body is sent decoded
     provider = interaction.provenance.provider
     headers: list[tuple[str, str]] = []
     sources: list[str] = []

@@ -50,7 +50,13 @@ from replay.store import Store
     metavar="PATH",
     help="A key path (glob) that may differ, e.g. 'choices[].logprobs*' or '[ping]'.",
 )
-@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds a request.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=120.0,
+    show_default=True,
+    help="Seconds a request.",
+)
 @click.option("--dry-run", is_flag=True, help="Say what would be sent and with which keys.")
 @json_option
 def drift(
@@ -100,7 +106,7 @@ def _check(
     ignore: tuple[str, ...],
     dry_run: bool,
 ) -> dict[str, Any]:
-    if (reason := drift_run.depends_on_state(interaction)) is not None:
+    if (reason := drift_run.not_resendable(interaction)) is not None:
         return {"result": "skipped", "reason": reason}
     try:
         request = drift_run.live_request(interaction, os.environ, overrides)
@@ -116,9 +122,14 @@ def _check(
     recorded = drift_run.recorded_answer(interaction)
     if drift_run.unavailable(live) and live.status != recorded.status:
         return {"result": "unchecked", "reason": f"the provider answered {live.status}"}
-    differences = compare(recorded, live, ignore)
-    if stream_error(differences):
+    if stream_error(recorded, live):
         return {"result": "unchecked", "reason": "the provider's stream ended in an error event"}
+    differences = compare(recorded, live, ignore)
+    if live.status == 401 and recorded.status != 401:  # the job's key, not the API
+        return {
+            "result": "unchecked",
+            "reason": f"the provider refused the key: {differences[0].live}",
+        }
     return {"result": "drift" if differences else "same", "differences": differences}
 
 

@@ -228,3 +228,15 @@ def test_a_missing_key_is_named_and_nothing_is_sent(
     assert "2 could not be checked" in err
     assert not any(r.path == "/v1/messages" for r in fake_upstream.requests)
     assert len(fake_upstream.requests) == 4  # the dry run sent nothing either
+
+
+def test_a_refused_key_is_could_not_be_checked_not_drift(
+    drift: Drift, fake_upstream: FakeUpstream
+) -> None:
+    code, lines, err = drift("--header", "x-fake-status: 401", "--namespace", "default")
+    assert code == 1, err
+    assert {line["result"] for line in lines} == {"unchecked"}
+    assert {line["reason"] for line in lines} == {
+        "the provider refused the key: 401 (fake status 401)"
+    }
+    assert "0 drifted, 0 the same, 6 could not be checked" in err
