@@ -87,10 +87,12 @@ def events(pieces: list[tuple[float, bytes]], framing: str) -> list[Event]:
     separator = b"\n\n" if framing == "sse" else b"\n"
     for offset, data in pieces:
         buffer += data.replace(b"\r\n", b"\n")
-        while (cut := buffer.find(separator)) >= 0:
-            block, buffer = buffer[:cut], buffer[cut + len(separator) :]
+        start = 0  # one pass over the piece, however many events it holds
+        while (cut := buffer.find(separator, start)) >= 0:
+            block, start = buffer[start:cut], cut + len(separator)
             if (event := _event(block, framing, offset)) is not None:
                 out.append(event)
+        buffer = buffer[start:]
     if buffer.strip() and (event := _event(buffer, framing, pieces[-1][0])) is not None:
         out.append(event)
     return out

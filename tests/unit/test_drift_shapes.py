@@ -15,16 +15,8 @@ import pytest
 from support.cassettes import JSON, SSE, chat, interaction, request
 
 from replay import drift_run
-from replay.drift import (
-    CONTENT_EVENTS,
-    GEMINI_PART_DATA,
-    KNOWN_VARIANTS,
-    Answer,
-    Kind,
-    compare,
-    shape_of,
-    stream_error,
-)
+from replay.drift import Answer, Kind, compare, shape_of, stream_error
+from replay.drift_known import CONTENT_EVENTS, GEMINI_PART_DATA, KNOWN_VARIANTS
 from replay.models import Request
 from replay.redact import UNDECODABLE_BODY, redact
 
