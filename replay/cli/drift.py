@@ -80,7 +80,14 @@ def drift(
     store = open_store(store_dir)
     check_namespace(store, namespace)
     seed = random.SystemRandom().randrange(2**31) if seed is None else seed
-    chosen, total = drift_run.choose(_interactions(store, namespace), sample, seed)
+    unreadable: list[Key] = []
+    chosen, total = drift_run.choose(_interactions(store, namespace, unreadable), sample, seed)
+    if unreadable:
+        click.echo(
+            f"replay drift: {len(unreadable)} file(s) could not be read and are not checked "
+            "(replay verify names them)",
+            err=True,
+        )
     if not chosen:
         raise click.UsageError(f"no complete recording to check in {store_dir}")
     tally = {"same": 0, "drift": 0, "unchecked": 0, "ready": 0, "skipped": 0}
@@ -93,10 +100,14 @@ def drift(
     return 1 if tally["drift"] or tally["unchecked"] else 0
 
 
-def _interactions(store: Store, namespace: str | None) -> Iterator[tuple[Key, Interaction]]:
+def _interactions(
+    store: Store, namespace: str | None, unreadable: list[Key]
+) -> Iterator[tuple[Key, Interaction]]:
     for entry in read_entries(store, namespace):
         if entry.interaction is not None:
             yield entry.key, entry.interaction
+        else:
+            unreadable.append(entry.key)
 
 
 def _check(

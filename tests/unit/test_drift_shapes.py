@@ -742,3 +742,21 @@ def test_the_known_variants_and_content_events_are_the_official_sdks_own() -> No
     assert set(GEMINI_PART_DATA).issubset(part_fields)
     assert (KNOWN_VARIANTS - set(GEMINI_PART_DATA)).issubset(literals)
     assert CONTENT_EVENTS.issubset(literals)
+
+
+def test_unreadable_files_are_named_in_the_summary_and_the_rest_is_checked(
+    tmp_path: Path,
+) -> None:
+    from click.testing import CliRunner
+    from support.cassettes import write
+
+    from replay.cli import main
+
+    [good] = write(tmp_path, [interaction(chat("still readable"), [b"{}"])])
+    broken = good.parent.parent / "ab" / ("ab" * 32 + ".0.zst")  # <ns>/<fp[:2]>/<fp>.<n>.zst
+    broken.parent.mkdir()
+    broken.write_bytes(b"not zstd at all")
+    result = CliRunner().invoke(main, ["drift", "--dir", str(tmp_path), "--dry-run", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "1 file(s) could not be read and are not checked" in result.output
+    assert result.output.count('"result":"ready"') == 1
