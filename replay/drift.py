@@ -66,7 +66,7 @@ _MAX_DEPTH = 64
 _MAX_PATHS = 20_000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Answer:
     """A response as drift compares it: the body is content-decoded."""
 
@@ -76,6 +76,11 @@ class Answer:
 
     def header(self, name: str) -> str | None:
         return header_value(self.headers, name)
+
+    @functools.cached_property
+    def shape(self) -> Shape:
+        """The body's shape, worked out once however often it is compared (read only)."""
+        return _shape(self)
 
 
 class Kind(StrEnum):
@@ -237,6 +242,10 @@ def charset(content_type: str | None) -> str:
 
 def shape_of(answer: Answer) -> Shape:
     """The shape of `answer`'s body (see the module's docstring)."""
+    return answer.shape
+
+
+def _shape(answer: Answer) -> Shape:
     framing = stream_framing(answer.header("content-type")) or "json"
     shape = Shape(framing=framing)
     if framing == "json":
